@@ -1,0 +1,297 @@
+"""The `workbench` command line (contract in DESIGN.md). Heavy imports (torch, textual) happen lazily."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ConfigError, StoreError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+STATUS_EXIT = {"completed": EXIT_OK, "stopped": EXIT_OK, "failed": EXIT_FAILED, "diverged": EXIT_DIVERGED,
+               "interrupted": EXIT_INTERRUPTED, "invalid": EXIT_USAGE}
+
+
+class UsageError(Exception):
+    """Bad command-line usage: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbench", description="A terminal training workbench for PyTorch.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    def runs_dir(p):
+        p.add_argument("--runs-dir", type=Path, default=None,
+                       help="where runs are recorded (default ./runs or $WORKBENCH_RUNS_DIR)")
+
+    tui = sub.add_parser("tui", help="open the TUI (the default command)")
+    tui.add_argument("--preset", default=None, help="preset name or .toml path to open")
+    tui.add_argument("--start", action="store_true", help="open the dashboard and start training at once")
+    tui.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                     help="override a preset key, e.g. optim.lr=1e-3 (repeatable)")
+    tui.add_argument("--fps", type=float, default=None, help="dashboard refresh rate (default 4)")
+    runs_dir(tui)
+
+    train = sub.add_parser("train", help="train a preset headless")
+    train.add_argument("preset", nargs="?", help="preset name or path to a .toml file")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                       help="override a preset key, e.g. optim.lr=1e-3 (repeatable)")
+    train.add_argument("--resume", metavar="RUN_ID", help="continue a run from its newest checkpoint")
+    train.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
+    runs_dir(train)
+
+    presets = sub.add_parser("presets", help="list the presets")
+    presets.add_argument("--json", action="store_true")
+
+    runs = sub.add_parser("runs", help="list recorded runs, newest first")
+    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--limit", type=int, default=None)
+    runs_dir(runs)
+
+    show = sub.add_parser("show", help="a run's summary")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    runs_dir(show)
+
+    stop = sub.add_parser("stop", help="ask a running run (any process) to checkpoint and stop")
+    stop.add_argument("run_id")
+    runs_dir(stop)
+    return parser
+
+
+def _version() -> str:
+    from workbench import __version__
+
+    return f"workbench {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            args = build_parser().parse_args(["tui"])
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"workbench: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as error:
+        print(f"workbench: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _store(args, create: bool = True):
+    from workbench.store import RunStore, default_runs_dir
+
+    return RunStore(args.runs_dir or default_runs_dir(), create=create)
+
+
+def _load(args):
+    from workbench.presets import load_preset
+
+    return load_preset(args.preset, args.overrides)
+
+
+# -- train -----------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from workbench.presets import preset_from_dict
+
+    if args.resume and (args.preset or args.overrides):
+        raise UsageError("workbench train: --resume takes no preset and no --set (the run's own config is used)")
+    if not args.resume and not args.preset:
+        raise UsageError("workbench train: name a preset (or --resume RUN_ID)")
+    if args.resume:
+        store = _store(args)
+        run = store.get_run(args.resume)
+        if run is None:
+            raise ConfigError(f"--resume {args.resume}: no such run in {store.path}")
+        if run["status"] == "running":
+            raise ConfigError(f"--resume {args.resume}: the run is still running (pid {run['pid']})")
+        preset = preset_from_dict(run["config"])
+    else:
+        preset = _load(args)
+        from workbench.builders import check_preset
+
+        check_preset(preset)  # builder args checked before anything touches the store
+        store = _store(args)
+    return run_headless(preset, store, args.json, resume_run_id=args.resume)
+
+
+def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None) -> int:
+    from workbench.diagnostics import default_callbacks
+    from workbench.progress import ProgressReporter
+    from workbench.summary import run_summary
+    from workbench.training.engine import Trainer
+
+    reporter = ProgressReporter(preset)
+    trainer = Trainer(preset, store, callbacks=[*default_callbacks(preset), reporter], resume_run_id=resume_run_id)
+
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        trainer.stop("interrupted", f"{name} received at step {trainer.step}")
+
+    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    try:
+        result = trainer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        reporter.close()
+    if result.status == "invalid":
+        for problem in result.errors or [result.reason or "invalid configuration"]:
+            print(f"workbench: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = run_summary(store, result.run_id)
+    if result.status == "interrupted":
+        print(f"workbench: run {result.run_id} interrupted at step {result.steps}; resume with:\n"
+              f"  workbench train --resume {result.run_id}" +
+              (f" --runs-dir {store.runs_dir}" if str(store.runs_dir) != "runs" else ""), file=sys.stderr)
+    elif result.status in ("failed", "diverged"):
+        print(f"workbench: run {result.run_id} {result.status}: {result.reason}", file=sys.stderr)
+        if result.traceback and result.status == "failed":
+            print(result.traceback.rstrip(), file=sys.stderr)
+    if as_json:
+        print(json.dumps(finite_json(summary), default=_json_default))
+    else:
+        _print_summary(summary, sys.stdout)
+    return STATUS_EXIT.get(result.status, EXIT_FAILED)
+
+
+def _json_default(value: Any):
+    return str(value)
+
+
+def finite_json(value: Any) -> Any:
+    """NaN/inf are not JSON: they become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _print_summary(summary: dict[str, Any], stream) -> None:
+    metrics = summary["metrics"]
+    lines = [
+        f"run       {summary['run_id']}",
+        f"preset    {summary['preset']}   status {summary['status']}   steps {summary['steps']:,}",
+        "metrics   " + "   ".join(f"{k} {_fmt(v)}" for k, v in metrics.items() if v is not None),
+        f"speed     {summary['throughput']['steps_per_second']:.1f} steps/s   "
+        f"{summary['throughput']['samples_per_second']:.0f} samples/s",
+    ]
+    if summary.get("reason"):
+        lines.append(f"reason    {summary['reason']}")
+    for finding in summary["findings"]:
+        where = f" in {finding['layer']}" if finding["layer"] else ""
+        lines.append(f"[{finding['severity']}] {finding['code']}{where} at step {finding['step']}: "
+                     f"{finding['message']} -> {finding['remedy']}")
+    lines.append(f"store     {summary['store']}")
+    print("\n".join(lines), file=stream)
+
+
+# -- presets, runs, show, stop ------------------------------------------------------------------
+def cmd_presets(args) -> int:
+    from workbench.catalog import preset_catalog
+
+    catalog = preset_catalog()
+    if args.json:
+        print(json.dumps(catalog))
+        return EXIT_OK
+    width = max((len(entry["name"]) for entry in catalog), default=10)
+    for entry in catalog:
+        params = f"{entry['params']:,}" if entry.get("params") is not None else "?"
+        print(f"{entry['name']:<{width}}  {entry['task']:<17} {entry['model_kind']:<22} {params:>12}  "
+              f"{entry['description']}")
+    return EXIT_OK
+
+
+def _age(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def cmd_runs(args) -> int:
+    store = _store(args)
+    runs = store.list_runs(args.limit)
+    if args.json:
+        keys = ("run_id", "preset", "status", "steps", "started_at", "ended_at", "world_size")
+        print(json.dumps([{key: run[key] for key in keys} for run in runs]))
+        return EXIT_OK
+    if not runs:
+        print(f"no runs in {store.path}")
+        return EXIT_OK
+    for run in runs:
+        print(f"{run['run_id']:<48} {run['preset']:<22} {run['status']:<11} {run['steps']:>9,}  "
+              f"{_age(run['started_at'])}")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from workbench.summary import run_summary
+
+    store = _store(args)
+    summary = run_summary(store, args.run_id)
+    if summary is None:
+        raise ConfigError(f"run {args.run_id!r}: not found in {store.path}")
+    if args.json:
+        print(json.dumps(finite_json(summary), default=_json_default))
+    else:
+        _print_summary(summary, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_stop(args) -> int:
+    store = _store(args)
+    run = store.get_run(args.run_id)
+    if run is None:
+        raise ConfigError(f"run {args.run_id!r}: not found in {store.path}")
+    if run["status"] != "running":
+        raise ConfigError(f"run {args.run_id!r}: not running (status {run['status']})")
+    store.send_command(args.run_id, "stop")
+    print(f"asked run {args.run_id} to checkpoint and stop", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_tui(args) -> int:
+    from workbench.tui.app import run_tui
+
+    return run_tui(args)
+
+
+COMMANDS = {
+    "tui": cmd_tui,
+    "train": cmd_train,
+    "presets": cmd_presets,
+    "runs": cmd_runs,
+    "show": cmd_show,
+    "stop": cmd_stop,
+}

@@ -1,0 +1,5 @@
+"""Datasets: built-in generators, real-data loaders and the DataBundle they return."""
+
+from workbench.data.base import DataBundle, DataInfo
+
+__all__ = ["DataBundle", "DataInfo"]

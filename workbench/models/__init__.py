@@ -1,0 +1,1 @@
+"""Model builders: fn(info: DataInfo, **args) -> torch.nn.Module (see workbench.registry)."""

@@ -1,0 +1,65 @@
+"""The seeds' MLP: Linear -> [Norm] -> activation -> Dropout, repeated, then a Linear head."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from workbench.data.base import DataInfo
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
+NORMS = {"none": None, "layernorm": nn.LayerNorm, "batchnorm": nn.BatchNorm1d}
+
+
+class MLP(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: list[int],
+        activation: str = "relu",
+        dropout: float = 0.1,
+        norm: str = "none",
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}")
+        layers: list[nn.Module] = []
+        width = in_features
+        for size in hidden:
+            layers.append(nn.Linear(width, size))
+            if NORMS[norm] is not None:
+                layers.append(NORMS[norm](size))
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, out_features)
+
+    def forward(self, x):
+        return self.head(self.body(x.flatten(1)))
+
+
+def build_mlp(
+    info: DataInfo,
+    hidden: list[int] | int = 128,
+    depth: int = 2,
+    activation: str = "relu",
+    dropout: float = 0.1,
+    norm: str = "none",
+) -> MLP:
+    """`hidden` is a list of widths, or one width repeated `depth` times."""
+    widths = [hidden] * depth if isinstance(hidden, int) else list(hidden)
+    in_features = math.prod(info.input_shape or (1,))
+    # Binary tasks use one logit (BCEWithLogits); regression one output per target.
+    if info.task == "binary":
+        out = 1
+    elif info.task in ("regression", "forecasting"):
+        out = info.horizon or 1
+    else:
+        out = info.num_classes or 2
+    return MLP(in_features, out, widths, activation, dropout, norm)

@@ -1,0 +1,1 @@
+"""The Textual front end. Nothing in workbench.training imports from here."""
