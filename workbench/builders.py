@@ -100,8 +100,31 @@ def build_data(preset: Preset):
     if isinstance(result, DataBundle):
         return result
     if isinstance(result, tuple) and len(result) == 2:
-        return DataBundle(result[0], result[1], DataInfo(task=preset.task))
+        return DataBundle(result[0], result[1], infer_info(result[0], preset.task))
     raise ConfigError(f"data.target: must return (train_dataset, val_dataset), got {type(result).__name__}")
+
+
+def infer_info(train, task: str):
+    """DataInfo for a user's (train, val) datasets: input shape from the first sample; class count from
+    the labels of an in-memory dataset (so built-in models can be used on custom data)."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from workbench.data.base import DataInfo
+
+    info = DataInfo(task=task)
+    try:
+        x, y = train[0]
+    except Exception:
+        return info
+    if isinstance(x, torch.Tensor):
+        info.input_shape = tuple(x.shape)
+    if task == "classification":
+        if isinstance(train, TensorDataset) and not train.tensors[1].is_floating_point():
+            info.num_classes = int(train.tensors[1].max()) + 1
+    elif task == "binary":
+        info.num_classes = 2
+    return info
 
 
 def build_model(preset: Preset, info):

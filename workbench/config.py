@@ -167,6 +167,8 @@ class TrainConfig(Section):
     """Keep an exponential moving average of the weights with this decay (0 = off); eval uses it."""
     early_stop_patience: int = Field(default=0, ge=0, le=1_000_000)
     """Stop after this many evaluations without a better val loss (0 = off)."""
+    early_stop_min_delta: float = Field(default=0.0, ge=0, le=1e6)
+    """A val loss must beat the best by more than this to count as an improvement."""
     compile: bool = False
     """Wrap the model in torch.compile."""
     log_every: int = Field(default=25, ge=1, le=100_000)

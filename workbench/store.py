@@ -363,24 +363,18 @@ class RunStore:
             return []
         if bounds["n"] <= max_points:
             return self.metric_series(run_id, name, after_step)
-        # Two points (min and max) per bucket.
+        # Two points per bucket, the min and the max, each at its own step (SQLite fills the bare `step`
+        # column from the row that holds the MIN/MAX), so spikes survive at the right x.
         width = max(1, ((bounds["hi"] - bounds["lo"]) // max(1, max_points // 2)) + 1)
-        rows = self._query(
-            "SELECT (step - ?) / ? AS bucket, MIN(step) AS s0, MAX(step) AS s1, MIN(value) AS lo, MAX(value) AS hi,"
-            " (SELECT value FROM metrics m2 WHERE m2.run_id=? AND m2.name=? AND m2.step=MIN(m.step)) AS first"
-            " FROM metrics m WHERE run_id=? AND name=? AND step>? GROUP BY bucket ORDER BY bucket",
-            (bounds["lo"], width, run_id, name, run_id, name, after_step),
-        )
-        points: list[tuple[int, float]] = []
-        for r in rows:
-            if r["lo"] is None:
-                continue
-            # Order min/max so the line passes through both at sensible x positions.
-            if r["first"] is not None and r["first"] > r["lo"]:
-                points += [(r["s0"], r["hi"]), (r["s1"], r["lo"])]
-            else:
-                points += [(r["s0"], r["lo"]), (r["s1"], r["hi"])]
-        return points
+        points: set[tuple[int, float]] = set()
+        for aggregate in ("MIN", "MAX"):
+            rows = self._query(
+                f"SELECT step, {aggregate}(value) AS value FROM metrics WHERE run_id=? AND name=? AND step>?"
+                " GROUP BY (step - ?) / ?",
+                (run_id, name, after_step, bounds["lo"], width),
+            )
+            points.update((r["step"], r["value"]) for r in rows if r["value"] is not None)
+        return sorted(points)
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._query(

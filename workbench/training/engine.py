@@ -701,11 +701,12 @@ class Trainer:
         improved = math.isfinite(metrics["val_loss"]) and (
             self.best_val_loss is None or metrics["val_loss"] < self.best_val_loss
         )
+        meaningful = improved and (
+            self.best_val_loss is None or self.best_val_loss - metrics["val_loss"] > config.early_stop_min_delta
+        )
         if improved:
             self.best_val_loss = metrics["val_loss"]
-            self._evals_since_best = 0
-        else:
-            self._evals_since_best += 1
+        self._evals_since_best = 0 if meaningful else self._evals_since_best + 1
         metrics["best_val_loss"] = self.best_val_loss if self.best_val_loss is not None else metrics["val_loss"]
         self.last_eval = metrics
         rows = [(step, name, value) for name, value in metrics.items()]

@@ -138,7 +138,7 @@ def scale_learning_rate(optimizer: torch.optim.Optimizer, scheduler, new_lr: flo
     OneCycle's initial/max/min lr), so the schedule continues from the new level.
     """
     current = optimizer.param_groups[0]["lr"]
-    ratio = new_lr / current if current > 0 else new_lr / max(scheduler.base_lrs[0], 1e-12)
+    ratio = new_lr / current if current > 0 else 1.0
     for group in optimizer.param_groups:
         group["lr"] = group["lr"] * ratio if current > 0 else new_lr
         for key in ("initial_lr", "max_lr", "min_lr"):
@@ -146,7 +146,8 @@ def scale_learning_rate(optimizer: torch.optim.Optimizer, scheduler, new_lr: flo
                 group[key] *= ratio
     schedulers = [scheduler] + list(getattr(scheduler, "_schedulers", []))
     for sched in schedulers:
-        sched.base_lrs = [lr * ratio for lr in sched.base_lrs]
+        if hasattr(sched, "base_lrs"):
+            sched.base_lrs = [lr * ratio for lr in sched.base_lrs]
         if hasattr(sched, "eta_min"):
             sched.eta_min *= ratio
         if hasattr(sched, "_last_lr"):

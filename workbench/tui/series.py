@@ -1,0 +1,206 @@
+"""Bounded metric history for live charts, and downsampling to a chart's width.
+
+A `Series` keeps at most `capacity` buckets, each summarising consecutive points (first step, first
+time, min, max, sum, count, last). When it fills up, neighbouring buckets merge pairwise and new points
+go into buckets twice as wide, so memory is bounded however long the run is, and a spike stays visible
+as some bucket's max. `Series.downsample(n)` re-buckets what is stored into at most n buckets (one per
+chart column), so a redraw costs the same at 1,000 and at 1,000,000 logged steps.
+
+Pure Python on purpose: the UI thread must never run torch, and this is cheap enough at chart sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+DEFAULT_CAPACITY = 2048
+
+
+@dataclass
+class Buckets:
+    """Downsampled points for one chart: x (first x of the bucket), min, max and mean per bucket."""
+
+    x: list[float]
+    lo: list[float]
+    hi: list[float]
+    mean: list[float]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def envelope(self) -> tuple[list[float], list[float]]:
+        """Points tracing min and max of every bucket (two per bucket), so spikes are drawn."""
+        xs: list[float] = []
+        ys: list[float] = []
+        for x, lo, hi in zip(self.x, self.lo, self.hi):
+            xs.append(x)
+            ys.append(lo)
+            if hi != lo:
+                xs.append(x)
+                ys.append(hi)
+        return xs, ys
+
+
+class Series:
+    """One metric's history: finite points kept in at most `capacity` buckets; non-finite ones counted."""
+
+    __slots__ = ("name", "capacity", "stride", "steps", "times", "lo", "hi", "total", "count", "last",
+                 "_pending", "version", "nonfinite", "last_nonfinite_step", "latest", "latest_step", "points")
+
+    def __init__(self, name: str, capacity: int = DEFAULT_CAPACITY):
+        if capacity < 2 or capacity % 2:
+            raise ValueError("capacity must be an even number >= 2")
+        self.name = name
+        self.capacity = capacity
+        self.stride = 1  # points per full bucket
+        self.steps: list[float] = []
+        self.times: list[float] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.total: list[float] = []
+        self.count: list[int] = []
+        self.last: list[float] = []
+        self._pending = 0  # points already in the newest bucket
+        self.version = 0
+        self.nonfinite = 0
+        self.last_nonfinite_step: int | None = None
+        self.latest: float | None = None  # newest value, finite or not (for readouts)
+        self.latest_step: int | None = None
+        self.points = 0  # finite points ever appended
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def append(self, step: float, time: float, value: float) -> None:
+        self.version += 1
+        self.latest = value
+        self.latest_step = int(step)
+        if not math.isfinite(value):
+            self.nonfinite += 1
+            self.last_nonfinite_step = int(step)
+            return
+        self.points += 1
+        if self.steps and self._pending < self.stride:
+            i = len(self.steps) - 1
+            if value < self.lo[i]:
+                self.lo[i] = value
+            if value > self.hi[i]:
+                self.hi[i] = value
+            self.total[i] += value
+            self.count[i] += 1
+            self.last[i] = value
+            self._pending += 1
+            return
+        if len(self.steps) >= self.capacity:
+            self._compact()
+        self.steps.append(step)
+        self.times.append(time)
+        self.lo.append(value)
+        self.hi.append(value)
+        self.total.append(value)
+        self.count.append(1)
+        self.last.append(value)
+        self._pending = 1
+
+    def _compact(self) -> None:
+        """Merge neighbours pairwise: half the buckets, each twice as wide."""
+        n = len(self.steps)
+        steps, times, lo, hi, total, count, last = [], [], [], [], [], [], []
+        for i in range(0, n - 1, 2):
+            j = i + 1
+            steps.append(self.steps[i])
+            times.append(self.times[i])
+            lo.append(self.lo[i] if self.lo[i] < self.lo[j] else self.lo[j])
+            hi.append(self.hi[i] if self.hi[i] > self.hi[j] else self.hi[j])
+            total.append(self.total[i] + self.total[j])
+            count.append(self.count[i] + self.count[j])
+            last.append(self.last[j])
+        self.steps, self.times, self.lo, self.hi = steps, times, lo, hi
+        self.total, self.count, self.last = total, count, last
+        self.stride *= 2
+        self._pending = self.stride  # only called when the newest bucket was full: the merged one is too
+
+    def x_values(self, axis: str) -> list[float]:
+        return self.times if axis == "time" else self.steps
+
+    def x_range(self, axis: str = "step") -> tuple[float, float] | None:
+        xs = self.x_values(axis)
+        if not xs:
+            return None
+        return xs[0], xs[-1]
+
+    def downsample(self, n: int, x_min: float | None = None, x_max: float | None = None,
+                   axis: str = "step", positive_only: bool = False) -> Buckets:
+        """At most n buckets over [x_min, x_max] (default: everything stored), min/max/mean per bucket.
+
+        positive_only drops buckets with no positive values (for a log-scale axis) and clamps lows to the
+        smallest positive value seen, so a log axis never sees zero or a negative number.
+        """
+        xs = self.x_values(axis)
+        out = Buckets([], [], [], [])
+        if not xs or n < 1:
+            return out
+        lo_x = xs[0] if x_min is None else x_min
+        hi_x = xs[-1] if x_max is None else x_max
+        start = bisect_left(xs, lo_x)
+        end = bisect_right(xs, hi_x)
+        if start >= end:
+            return out
+        span = hi_x - lo_x
+        if end - start <= n or span <= 0:
+            for i in range(start, end):
+                self._emit(out, xs[i], self.lo[i], self.hi[i], self.total[i] / self.count[i], positive_only)
+            return out
+        scale = n / span
+        current = -1
+        b_x = b_lo = b_hi = b_total = 0.0
+        b_count = 0
+        for i in range(start, end):
+            k = int((xs[i] - lo_x) * scale)
+            if k >= n:
+                k = n - 1
+            if k != current:
+                if b_count:
+                    self._emit(out, b_x, b_lo, b_hi, b_total / b_count, positive_only)
+                current = k
+                b_x, b_lo, b_hi, b_total, b_count = xs[i], self.lo[i], self.hi[i], self.total[i], self.count[i]
+            else:
+                if self.lo[i] < b_lo:
+                    b_lo = self.lo[i]
+                if self.hi[i] > b_hi:
+                    b_hi = self.hi[i]
+                b_total += self.total[i]
+                b_count += self.count[i]
+        if b_count:
+            self._emit(out, b_x, b_lo, b_hi, b_total / b_count, positive_only)
+        return out
+
+    @staticmethod
+    def _emit(out: Buckets, x: float, lo: float, hi: float, mean: float, positive_only: bool) -> None:
+        if positive_only:
+            if hi <= 0:
+                return
+            floor = hi * 1e-12
+            lo = lo if lo > 0 else floor
+            mean = mean if mean > 0 else lo
+        out.x.append(x)
+        out.lo.append(lo)
+        out.hi.append(hi)
+        out.mean.append(mean)
+
+
+def ema(values: list[float], weight: float) -> list[float]:
+    """Debiased exponential moving average (TensorBoard-style smoothing); weight 0 returns a copy."""
+    if weight <= 0 or not values:
+        return list(values)
+    out = []
+    acc = 0.0
+    norm = 0.0
+    for value in values:
+        acc = acc * weight + (1 - weight) * value
+        norm = norm * weight + (1 - weight)
+        out.append(acc / norm)
+    return out
+

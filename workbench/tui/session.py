@@ -1,0 +1,117 @@
+"""One training run driven from the TUI: the trainer on its own thread, its buffer, and the run's state.
+
+The UI thread only constructs this object, drains the buffer (`poll`) and queues control commands.
+`launch()` imports torch and builds the `Trainer`; call it from a thread worker so the first frame never
+waits for torch, and so no torch work ever happens on the UI thread (a second OpenMP pool there made
+training several times slower). The trainer records into the same run store as the headless CLI.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Preset
+from workbench.training.telemetry import TelemetryBuffer
+from workbench.tui.state import Changes, RunState
+
+
+class RunSession:
+    """Owns one run: launch it, poll its telemetry, steer it, and know when it has ended."""
+
+    def __init__(self, preset: Preset, runs_dir: Path | None = None):
+        self.preset = preset
+        self.runs_dir = runs_dir
+        self.buffer = TelemetryBuffer()
+        self.state = RunState(preset.name, preset.train.max_steps, preset.task, preset.train.grad_clip)
+        self.trainer: Any = None
+        self.store: Any = None
+        self._launched = threading.Event()
+        self._closed = False
+        self.pause_requested = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def launch(self) -> None:
+        """Build the trainer and start its thread. Blocking (imports torch): call from a worker thread."""
+        try:
+            from workbench.diagnostics import default_callbacks
+            from workbench.store import RunStore, default_runs_dir
+            from workbench.training.engine import Trainer
+
+            self.store = RunStore(self.runs_dir or default_runs_dir())
+            self.trainer = Trainer(self.preset, self.store,
+                                   callbacks=[*default_callbacks(self.preset), self.buffer])
+            self.trainer.start()
+        finally:
+            self._launched.set()
+
+    @property
+    def launched(self) -> bool:
+        return self.trainer is not None
+
+    @property
+    def active(self) -> bool:
+        """True from the moment the run is asked to start until its trainer thread has finished."""
+        if self.trainer is None:
+            return not self._launched.is_set()
+        return self.trainer.result is None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.trainer.run_id if self.trainer is not None else None
+
+    def poll(self) -> Changes:
+        """Drain what the trainer published since the last poll into the run state."""
+        batches, events = self.buffer.drain()
+        changes = self.state.ingest(batches, events)
+        trainer = self.trainer
+        if trainer is not None:
+            if self.state.run_id is None and trainer.run_id is not None:
+                self.state.run_id = trainer.run_id
+                changes.status = True
+            result = trainer.result
+            if result is not None and not self.state.ended:  # set-up refused, or the final event was dropped
+                self.state.finish(result.status, result.reason, result.traceback, result.steps, result.errors)
+                changes.status = True
+        return changes
+
+    def close(self) -> None:
+        """Release the store once the run has ended."""
+        if self._closed or self.active:
+            return
+        self._closed = True
+        if self.store is not None:
+            self.store.close()
+
+    # -- control (thread-safe: the trainer picks commands up between steps) -------------------------
+    def toggle_pause(self) -> bool | None:
+        """Pause or resume; returns the state asked for (True = paused), or None if there is no run."""
+        if self.trainer is None or not self.active:
+            return None
+        # Follow what was last asked, not the confirmed state, so two quick presses don't cancel out.
+        self.pause_requested = not self.pause_requested
+        (self.trainer.pause if self.pause_requested else self.trainer.resume)()
+        return self.pause_requested
+
+    def stop(self) -> bool:
+        if self.trainer is None or not self.active:
+            return False
+        self.trainer.stop()
+        return True
+
+    def checkpoint(self) -> bool:
+        if self.trainer is None or not self.active:
+            return False
+        self.trainer.checkpoint_now()
+        return True
+
+    def set_lr(self, lr: float) -> bool:
+        if self.trainer is None or not self.active:
+            return False
+        self.trainer.set_lr(lr)
+        return True
+
+    def current_lr(self) -> float | None:
+        value = self.state.latest("lr")
+        return value if value is not None else self.preset.optim.lr

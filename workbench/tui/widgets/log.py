@@ -1,0 +1,32 @@
+"""The dashboard's log pane: what the trainer said (set-up, checkpoints, LR changes, findings, errors)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+KIND_STYLE = {"error": "bold red", "finding": "yellow", "checkpoint": "cyan", "status": "bold",
+              "setup": "green", "ui": "magenta", "sample": "dim"}
+
+
+class LogPane(RichLog):
+    """A bounded, auto-scrolling log of events, one line each, prefixed with the step."""
+
+    DEFAULT_CSS = """
+    LogPane {
+        border: round $panel;
+        border-title-color: $text;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, max_lines: int = 1000):
+        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
+        self.border_title = "log"
+        self.lines_written = 0
+
+    def add(self, step: int, kind: str, text: str) -> None:
+        first_line = text.strip().splitlines()[0] if text.strip() else ""
+        line = Text.assemble((f"{step:>7,} ", "dim"), (first_line, KIND_STYLE.get(kind, "")))
+        self.write(line)
+        self.lines_written += 1
