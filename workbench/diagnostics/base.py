@@ -1,0 +1,170 @@
+"""What every detector shares: the run's recent telemetry, the loss an untrained model should get, and
+how a finding is reported.
+
+Detectors never see every step as it happens: the engine feeds them the rows of each flush (every
+`train.log_every` steps), every evaluation and every probe, so their cost does not grow with the
+step rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from workbench.diagnostics.remedies import finding
+
+if TYPE_CHECKING:
+    from workbench.training.engine import Trainer
+
+# Per-step values kept for the curve detectors (older steps are dropped).
+HISTORY_STEPS = 4000
+
+
+@dataclass
+class EvalPoint:
+    """One evaluation, with the training loss around the same step for comparison."""
+
+    step: int
+    val_loss: float
+    train_loss: float | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Reference:
+    """The loss a model that has learned nothing gets (ln C for C classes; the target variance for MSE)."""
+
+    loss: float
+    description: str
+
+
+class History:
+    """Per-step loss, gradient norm and LR from the flushed telemetry, plus every evaluation."""
+
+    def __init__(self, max_steps: int = HISTORY_STEPS):
+        self.max_steps = max_steps
+        self.steps: list[int] = []
+        self.loss: list[float] = []
+        self.grad_norm: list[float] = []
+        self.lr: list[float] = []
+        self.evals: list[EvalPoint] = []
+        self.first_step: int | None = None
+        self.first_loss: float | None = None  # the loss at step 0 of a fresh run
+        self.start_loss: float | None = None  # mean loss of the first window of a fresh run
+        self.min_block_loss: float | None = None
+
+    def add_rows(self, rows: list[tuple[int, str, float]]) -> int:
+        """Append the train rows of one flush; returns how many steps were added."""
+        by_step: dict[int, dict[str, float]] = {}
+        for step, name, value in rows:
+            if name in ("loss", "grad_norm", "lr"):
+                by_step.setdefault(step, {})[name] = value
+        added = 0
+        for step in sorted(by_step):
+            values = by_step[step]
+            if "loss" not in values:
+                continue
+            if self.first_step is None:
+                self.first_step = step
+                if step == 0 and math.isfinite(values["loss"]):
+                    self.first_loss = values["loss"]
+            self.steps.append(step)
+            self.loss.append(values["loss"])
+            self.grad_norm.append(values.get("grad_norm", math.nan))
+            self.lr.append(values.get("lr", math.nan))
+            added += 1
+        if self.start_loss is None and self.first_step == 0 and len(self.loss) >= 10:
+            first = np.asarray(self.loss[:25])
+            first = first[np.isfinite(first)]
+            if first.size:
+                self.start_loss = float(first.mean())
+        if len(self.steps) > 2 * self.max_steps:  # trim in bulk, not every flush
+            for series in (self.steps, self.loss, self.grad_norm, self.lr):
+                del series[: len(series) - self.max_steps]
+        return added
+
+    def recent(self, name: str, count: int) -> np.ndarray:
+        values = getattr(self, name)
+        return np.asarray(values[-count:], dtype=np.float64)
+
+    def recent_train_loss(self, count: int = 50) -> float | None:
+        """Mean finite training loss over the last `count` steps."""
+        values = self.recent("loss", count)
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if values.size else None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class RunContext:
+    """The trainer, the shared history and the reference loss, handed to every detector."""
+
+    def __init__(self, trainer: "Trainer"):
+        self.trainer = trainer
+        self.preset = trainer.preset
+        self.history = History()
+        self.reference: Reference | None = None
+        self.ended = False
+
+    @property
+    def step(self) -> int:
+        return self.trainer.step
+
+    def base_lr(self) -> float:
+        """The configured peak LR of the first group (follows live LR changes, which scale base_lrs)."""
+        scheduler = getattr(self.trainer, "scheduler", None)
+        base = getattr(scheduler, "base_lrs", None)
+        if base:
+            return float(base[0])
+        return float(self.preset.optim.lr)
+
+    def current_lr(self) -> float:
+        return float(self.trainer.optimizer.param_groups[0]["lr"])
+
+    def pretrained(self) -> bool:
+        return bool(self.preset.model.pretrained)
+
+    def report(self, code: str, step: int, message: str, evidence: dict[str, Any] | None = None,
+               layer: str | None = None, severity: str | None = None) -> dict[str, Any]:
+        entry = self.trainer.report_finding(finding(code, step, message, evidence, layer, severity))
+        if self.ended and self.trainer.run_id is not None:
+            # After the run ends the trainer's store writer is closed: write the finding directly.
+            self.trainer.store.upsert_finding(self.trainer.run_id, entry)
+        return entry
+
+    def has_finding(self, code: str) -> bool:
+        return any(key[0] == code for key in self.trainer.findings)
+
+
+class Detector:
+    """One diagnosis. Hooks run on the trainer thread; a detector that raises is switched off."""
+
+    name = "detector"
+
+    def setup(self, ctx: RunContext) -> None: ...
+
+    def after_flush(self, ctx: RunContext, added: int) -> None:
+        """New train rows are in ctx.history (`added` steps)."""
+
+    def after_eval(self, ctx: RunContext, point: EvalPoint) -> None: ...
+
+    def probe_start(self, ctx: RunContext, step: int) -> None: ...
+
+    def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None: ...
+
+    def nonfinite(self, ctx: RunContext, step: int, batch: Any, what: str) -> None: ...
+
+    def end(self, ctx: RunContext, status: str) -> None: ...
+
+
+def fmt(value: float | None) -> str:
+    """Numbers in messages: 4 significant digits, NaN/inf spelled out."""
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"

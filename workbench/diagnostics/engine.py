@@ -1,0 +1,105 @@
+"""The diagnostics engine: one trainer callback that feeds telemetry to every detector.
+
+It parses each flushed telemetry batch once into a shared history, then lets each detector look at it;
+evaluations, probes and non-finite steps are passed on as they come. Detectors run on the trainer
+thread, at flush points and probe steps only, never per step. A detector that raises is switched off
+(and says so in the log) rather than taking the run down with it.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from typing import Any, Iterable
+
+from workbench.diagnostics.base import Detector, EvalPoint, RunContext
+from workbench.training.telemetry import Callback, TelemetryBatch
+
+
+def default_detectors() -> list[Detector]:
+    """One of each detector, in the order they run."""
+    from workbench.diagnostics.dead_units import DeadUnitsDetector
+    from workbench.diagnostics.gradients import ExplodingGradientsDetector, VanishingGradientsDetector
+    from workbench.diagnostics.initial_loss import InitialLossDetector
+    from workbench.diagnostics.learning_rate import LearningRateDetector
+    from workbench.diagnostics.loss_curve import OscillationDetector, PlateauDetector
+    from workbench.diagnostics.nonfinite import NonFiniteDetector
+    from workbench.diagnostics.overfitting import OverfittingDetector, UnderfittingDetector
+
+    return [
+        NonFiniteDetector(),
+        InitialLossDetector(),
+        ExplodingGradientsDetector(),
+        VanishingGradientsDetector(),
+        DeadUnitsDetector(),
+        LearningRateDetector(),
+        PlateauDetector(),
+        OscillationDetector(),
+        OverfittingDetector(),
+        UnderfittingDetector(),
+    ]
+
+
+class DiagnosticsEngine(Callback):
+    """Runs detectors on a trainer's telemetry and reports their findings through the trainer."""
+
+    def __init__(self, detectors: Iterable[Detector] | None = None):
+        self.detectors: list[Detector] = list(detectors) if detectors is not None else default_detectors()
+        self.ctx: RunContext | None = None
+        self.disabled: dict[str, str] = {}
+
+    def _each(self, method: str, *args: Any) -> None:
+        for detector in self.detectors:
+            if detector.name in self.disabled:
+                continue
+            try:
+                getattr(detector, method)(self.ctx, *args)
+            except Exception as error:  # a broken detector must never break training
+                self.disabled[detector.name] = f"{type(error).__name__}: {error}"
+                if self.ctx is not None:
+                    self.ctx.trainer.log(f"diagnostics: detector {detector.name} switched off after "
+                                         f"{type(error).__name__}: {error}", kind="error",
+                                         traceback=traceback.format_exc())
+
+    def on_setup(self, trainer) -> None:
+        self.ctx = RunContext(trainer)
+        try:
+            from workbench.diagnostics.initial_loss import reference_loss
+
+            self.ctx.reference = reference_loss(trainer.preset, trainer.info, trainer.model, trainer.val_data)
+        except Exception as error:  # the reference is a nicety; detectors cope without it
+            trainer.log(f"diagnostics: no reference loss ({type(error).__name__}: {error})", kind="log")
+        self._each("setup")
+
+    def on_batch(self, trainer, batch: TelemetryBatch) -> None:
+        if self.ctx is None:
+            return
+        added = self.ctx.history.add_rows(batch.rows)
+        if added:
+            self._each("after_flush", added)
+
+    def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
+        if self.ctx is None or "val_loss" not in metrics or not math.isfinite(metrics["val_loss"]):
+            return
+        history = self.ctx.history
+        window = max(2 * trainer.preset.train.log_every, 50)
+        point = EvalPoint(step, float(metrics["val_loss"]), history.recent_train_loss(window), dict(metrics))
+        history.evals.append(point)
+        self._each("after_eval", point)
+
+    def on_probe_start(self, trainer, step: int) -> None:
+        if self.ctx is not None:
+            self._each("probe_start", step)
+
+    def on_probe_end(self, trainer, step: int, probe: dict[str, Any]) -> None:
+        if self.ctx is not None:
+            self._each("probe_end", step, probe)
+
+    def on_nonfinite(self, trainer, step: int, batch: Any, what: str) -> None:
+        if self.ctx is not None:
+            self._each("nonfinite", step, batch, what)
+
+    def on_end(self, trainer, status: str) -> None:
+        if self.ctx is not None:
+            self.ctx.ended = True
+            self._each("end", status)

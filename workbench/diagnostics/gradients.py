@@ -1,0 +1,176 @@
+"""Exploding and vanishing gradients, from the per-step global norm and the per-layer norms of probes.
+
+Exploding (any of):
+- spike: a step's global gradient norm (before clipping) above SPIKE_FACTOR x the median of the previous
+  up to RUNNING_WINDOW steps (at least MIN_HISTORY of them); CRITICAL_SPIKE_FACTOR makes it critical;
+- growth: the median norm of the last GROWTH_WINDOW steps above GROWTH_FACTOR x the median of the first
+  GROWTH_WINDOW steps after warmup;
+- clipping active most steps: with train.grad_clip on, the norm exceeded the clip on CLIPPED_FRACTION
+  of the last CLIP_WINDOW steps (info: the clip is doing a lot of work) and a median norm above
+  CLIP_FACTOR x the clip makes it a warning;
+- per layer, on a probe: the earliest layers' gradient norms more than LAYER_RATIO x the last layers'
+  (gradients growing as they flow back; the earliest such layer is named).
+Vanishing, on a probe: the earliest layers' gradient norms (median of the first third of the layers,
+in definition order) below 1/LAYER_RATIO of the last third's, or a layer whose gradient is ~0 (below
+ZERO_RELATIVE x the largest layer's) on two probes in a row. The earliest such layer is named.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from workbench.diagnostics.base import Detector, RunContext, fmt
+
+SPIKE_FACTOR = 10.0
+CRITICAL_SPIKE_FACTOR = 100.0
+RUNNING_WINDOW = 500
+MIN_HISTORY = 50
+GROWTH_WINDOW = 100
+GROWTH_FACTOR = 100.0
+CLIP_WINDOW = 200
+CLIPPED_FRACTION = 0.9
+CLIP_FACTOR = 10.0
+LAYER_RATIO = 1e3
+ZERO_RELATIVE = 1e-10
+MIN_LAYERS = 3
+
+
+def _ordered_layers(grad_norms: dict[str, float]) -> list[tuple[str, float]]:
+    """Per-layer norms in definition order (the probe keeps named_parameters order)."""
+    return [(name, value) for name, value in grad_norms.items() if math.isfinite(value)]
+
+
+def _thirds(layers: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    third = max(1, len(layers) // 3)
+    return layers[:third], layers[-third:]
+
+
+class ExplodingGradientsDetector(Detector):
+    name = "exploding_gradients"
+
+    def __init__(self):
+        self.checked_upto = -1
+        self.baseline: float | None = None
+        self.clip_reported_at = -10**9
+
+    def after_flush(self, ctx: RunContext, added: int) -> None:
+        history = ctx.history
+        norms = history.recent("grad_norm", RUNNING_WINDOW + added)
+        previous, new = norms[:-added], norms[-added:]
+        previous = previous[np.isfinite(previous)]
+        if previous.size >= MIN_HISTORY:
+            median = float(np.median(previous))
+            if median > 0:
+                ratios = new / median
+                worst = int(np.nanargmax(np.where(np.isfinite(ratios), ratios, -np.inf)))
+                if np.isfinite(ratios[worst]) and ratios[worst] >= SPIKE_FACTOR:
+                    step = history.steps[-added + worst]
+                    severity = "critical" if ratios[worst] >= CRITICAL_SPIKE_FACTOR else "warning"
+                    spikes = int(np.sum(ratios >= SPIKE_FACTOR))
+                    ctx.report("exploding_gradients", step, f"gradient norm {fmt(float(new[worst]))} at step "
+                               f"{step:,} is {ratios[worst]:.0f}x its running median ({fmt(median)})", {
+                                   "grad_norm": float(new[worst]), "running_median": median,
+                                   "ratio": float(ratios[worst]), "spikes_in_window": spikes,
+                               }, severity=severity)
+        self._growth(ctx)
+        self._clipping(ctx)
+
+    def _growth(self, ctx: RunContext) -> None:
+        history = ctx.history
+        warmup = ctx.preset.schedule.warmup_steps
+        if self.baseline is None:
+            if history.first_step is None:
+                return
+            start = history.first_step + warmup
+            steps = np.asarray(history.steps)
+            chosen = np.asarray(history.grad_norm)[(steps >= start) & (steps < start + GROWTH_WINDOW)]
+            if steps.size and steps[-1] >= start + GROWTH_WINDOW:
+                chosen = chosen[np.isfinite(chosen)]
+                self.baseline = float(np.median(chosen)) if chosen.size else None
+            return
+        recent = history.recent("grad_norm", GROWTH_WINDOW)
+        recent = recent[np.isfinite(recent)]
+        if recent.size < GROWTH_WINDOW // 2 or not self.baseline:
+            return
+        median = float(np.median(recent))
+        if median >= GROWTH_FACTOR * self.baseline:
+            step = history.steps[-1]
+            ctx.report("exploding_gradients", step, f"gradient norm grew {median / self.baseline:.0f}x: median "
+                       f"{fmt(median)} over the last {GROWTH_WINDOW} steps vs {fmt(self.baseline)} early on", {
+                           "recent_median": median, "early_median": self.baseline,
+                           "ratio": median / self.baseline,
+                       })
+
+    def _clipping(self, ctx: RunContext) -> None:
+        clip = ctx.preset.train.grad_clip
+        history = ctx.history
+        if clip <= 0 or len(history) < CLIP_WINDOW:
+            return
+        step = history.steps[-1]
+        if step - self.clip_reported_at < CLIP_WINDOW:
+            return
+        norms = history.recent("grad_norm", CLIP_WINDOW)
+        norms = norms[np.isfinite(norms)]
+        if norms.size < CLIP_WINDOW // 2:
+            return
+        fraction = float(np.mean(norms > clip))
+        if fraction < CLIPPED_FRACTION:
+            return
+        median = float(np.median(norms))
+        self.clip_reported_at = step
+        severity = "warning" if median >= CLIP_FACTOR * clip else "info"
+        ctx.report("exploding_gradients", step, f"gradient clipping at {fmt(clip)} was active on "
+                   f"{fraction:.0%} of the last {norms.size} steps (median norm {fmt(median)})", {
+                       "clipped_fraction": fraction, "median_norm": median, "grad_clip": clip,
+                   }, severity=severity)
+
+    def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
+        layers = _ordered_layers(probe.get("grad_norms", {}))
+        if len(layers) < MIN_LAYERS:
+            return
+        early, late = _thirds(layers)
+        late_median = float(np.median([v for _, v in late]))
+        early_median = float(np.median([v for _, v in early]))
+        if late_median <= 0 or early_median < LAYER_RATIO * late_median:
+            return
+        name, value = next(((n, v) for n, v in layers if v >= LAYER_RATIO * late_median), early[0])
+        ctx.report("exploding_gradients", step, f"gradients grow as they flow back: `{name}` has gradient norm "
+                   f"{fmt(value)}, {value / late_median:.0f}x the last layers' ({fmt(late_median)})", {
+                       "layer_grad_norm": value, "late_median": late_median, "early_median": early_median,
+                       "grad_norms": dict(layers),
+                   }, layer=name)
+
+
+class VanishingGradientsDetector(Detector):
+    name = "vanishing_gradients"
+
+    def __init__(self):
+        self.zero_before: set[str] = set()
+
+    def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
+        layers = _ordered_layers(probe.get("grad_norms", {}))
+        if len(layers) < MIN_LAYERS:
+            return
+        largest = max(v for _, v in layers)
+        if largest <= 0:
+            return
+        zero = {n for n, v in layers if v <= ZERO_RELATIVE * largest}
+        persistent = [n for n, _ in layers if n in zero and n in self.zero_before]
+        self.zero_before = zero
+        early, late = _thirds(layers)
+        late_median = float(np.median([v for _, v in late]))
+        early_median = float(np.median([v for _, v in early]))
+        evidence = {"early_median": early_median, "late_median": late_median, "grad_norms": dict(layers)}
+        if late_median > 0 and early_median * LAYER_RATIO < late_median:
+            name, value = next(((n, v) for n, v in layers if v * LAYER_RATIO < late_median), early[0])
+            ctx.report("vanishing_gradients", step, f"`{name}` gets a gradient norm of {fmt(value)}, "
+                       f"{late_median / max(value, 1e-300):.2g}x smaller than the last layers' ({fmt(late_median)})",
+                       {**evidence, "layer_grad_norm": value}, layer=name)
+        elif persistent:
+            name = persistent[0]
+            ctx.report("vanishing_gradients", step, f"`{name}` has received a zero gradient on two probes in a "
+                       f"row (largest layer gradient: {fmt(largest)})", {**evidence, "zero_layers": persistent},
+                       layer=name)

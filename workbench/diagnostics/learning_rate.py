@@ -1,0 +1,104 @@
+"""Learning rate too high or too low, from update-to-weight ratios on probes and the loss curve.
+
+A healthy step changes each layer's weights by roughly 1e-3 of their norm. On every probe (after the
+first step, whose Adam update is unrepresentative) the median of the per-layer ratios |dW|/|W| is
+projected to the schedule's peak LR (ratio x peak LR / LR at that step), so warmup and decay do not
+count against the configured value.
+
+Too high (any of): the projected median ratio above HIGH_RATIO on two probes in a row; or the
+training loss climbing back above RISE_FACTOR x its scale (the loss at the start or the loss of a
+model that has learned nothing, whichever is larger) over a BLOCK-step mean: the loss explodes.
+Too low (any of): the projected median ratio below LOW_RATIO on two probes in a row; or below
+SLOW_RATIO while the loss, after at least SLOW_STEPS steps, is still within SLOW_PROGRESS of where it
+started. Divergence to NaN/inf after the weights blew up is judged by the non-finite detector.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from workbench.diagnostics.base import Detector, RunContext, fmt
+from workbench.diagnostics.loss_curve import loss_scale
+
+HIGH_RATIO = 0.1
+LOW_RATIO = 1e-5
+SLOW_RATIO = 3e-4
+SLOW_STEPS = 300
+SLOW_PROGRESS = 0.2
+RISE_FACTOR = 1.5
+BLOCK = 20
+
+
+def median_update_ratio(ratios: dict[str, float]) -> float | None:
+    values = [v for v in ratios.values() if math.isfinite(v) and v > 0]
+    return float(np.median(values)) if values else None
+
+
+class LearningRateDetector(Detector):
+    name = "learning_rate"
+
+    def __init__(self):
+        self.lr_at: dict[int, float] = {}
+        self.high_streak = 0
+        self.low_streak = 0
+        self.rise_reported_at = -10**9
+
+    def probe_start(self, ctx: RunContext, step: int) -> None:
+        self.lr_at = {step: ctx.current_lr()}  # the LR this step's optimizer.step() will use
+
+    def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
+        lr = self.lr_at.get(step, ctx.current_lr())
+        median = median_update_ratio(probe.get("update_ratios", {}))
+        history = ctx.history
+        if median is None or lr <= 0 or step == (history.first_step if history.first_step is not None else 0):
+            return
+        base = ctx.base_lr()
+        projected = median * base / lr
+        evidence = {"median_update_ratio": median, "projected_ratio": projected, "lr": lr, "peak_lr": base,
+                    "update_ratios": dict(probe.get("update_ratios", {}))}
+        self.high_streak = self.high_streak + 1 if projected > HIGH_RATIO else 0
+        self.low_streak = self.low_streak + 1 if projected < LOW_RATIO else 0
+        if self.high_streak >= 2:
+            ctx.report("lr_too_high", step, f"each step changes the weights by {projected:.1%} of their norm at the "
+                       f"peak LR {fmt(base)} (median over layers; ~0.1% is typical)", evidence)
+        elif self.low_streak >= 2:
+            ctx.report("lr_too_low", step, f"each step changes the weights by only {projected:.1e} of their norm at "
+                       f"the peak LR {fmt(base)} (median over layers; ~1e-3 is typical)", evidence)
+        elif projected < SLOW_RATIO:
+            self._slow(ctx, step, projected, evidence)
+
+    def _slow(self, ctx: RunContext, step: int, projected: float, evidence: dict[str, Any]) -> None:
+        history = ctx.history
+        start = history.start_loss
+        if start is None or not history.steps or history.steps[-1] - (history.first_step or 0) < SLOW_STEPS:
+            return
+        current = history.recent_train_loss(50)
+        if current is None or start <= 0 or (start - current) / start >= SLOW_PROGRESS:
+            return
+        ctx.report("lr_too_low", step, f"the loss moved only from {fmt(start)} to {fmt(current)} in "
+                   f"{history.steps[-1] - (history.first_step or 0):,} steps, with updates of {projected:.1e} of the "
+                   f"weights' norm per step at the peak LR {fmt(ctx.base_lr())} (~1e-3 is typical)",
+                   {**evidence, "start_loss": start, "recent_loss": current})
+
+    def after_flush(self, ctx: RunContext, added: int) -> None:
+        history = ctx.history
+        scale = loss_scale(ctx)
+        if scale is None or scale <= 0 or len(history) < 2 * BLOCK:
+            return
+        step = history.steps[-1]
+        if step - self.rise_reported_at < 10 * BLOCK:
+            return
+        recent = history.recent("loss", BLOCK)
+        if not np.all(np.isfinite(recent)):
+            return
+        level = float(recent.mean())
+        if level < RISE_FACTOR * scale:
+            return
+        self.rise_reported_at = step
+        ctx.report("lr_too_high", step, f"the loss climbed to {fmt(level)} (mean of the last {BLOCK} steps), "
+                   f"{level / scale:.1f}x its starting scale {fmt(scale)}: it is exploding", {
+                       "recent_loss": level, "scale": scale, "lr": ctx.current_lr(),
+                   })

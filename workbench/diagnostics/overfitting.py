@@ -1,0 +1,81 @@
+"""Overfitting and underfitting, judged at each evaluation from validation and training loss.
+
+The training loss compared with each evaluation is the mean over the steps just before it (measured
+with dropout and augmentation on, so a healthy model often has train >= val).
+
+Overfitting: at least MIN_EVALS evaluations; the best val loss is PATIENCE or more evaluations old;
+the training loss kept falling since then (by at least TRAIN_DROP, relative); and the val-train gap
+widened by at least GAP_GROWTH of the best val loss and is at least MIN_GAP of the current val loss.
+
+Underfitting: at least MIN_EVALS evaluations; train and val loss both at least HIGH_FRACTION of the
+loss of a model that has learned nothing (ln C, the target variance), within CLOSE of each other
+(relative), and val improved by less than MIN_IMPROVEMENT over the last PATIENCE evaluations: the
+model has stopped learning while still far from fitting the training data. Not judged for pretrained
+models, whose useful losses can sit anywhere relative to chance.
+"""
+
+from __future__ import annotations
+
+from workbench.diagnostics.base import Detector, EvalPoint, RunContext, fmt
+
+MIN_EVALS = 3
+PATIENCE = 2
+TRAIN_DROP = 0.05
+GAP_GROWTH = 0.1
+MIN_GAP = 0.1
+HIGH_FRACTION = 0.6
+CLOSE = 0.15
+MIN_IMPROVEMENT = 0.02
+
+
+class OverfittingDetector(Detector):
+    name = "overfitting"
+
+    def after_eval(self, ctx: RunContext, point: EvalPoint) -> None:
+        evals = [e for e in ctx.history.evals if e.train_loss is not None]
+        if len(evals) < MIN_EVALS or point.train_loss is None:
+            return
+        best_index = min(range(len(evals)), key=lambda i: evals[i].val_loss)
+        best = evals[best_index]
+        since = len(evals) - 1 - best_index
+        if since < PATIENCE:
+            return
+        gap_now = point.val_loss - point.train_loss
+        gap_best = best.val_loss - best.train_loss
+        train_drop = (best.train_loss - point.train_loss) / abs(best.train_loss) if best.train_loss else 0.0
+        if (train_drop < TRAIN_DROP or gap_now - gap_best < GAP_GROWTH * abs(best.val_loss)
+                or gap_now < MIN_GAP * abs(point.val_loss)):
+            return
+        rising = point.val_loss > best.val_loss
+        ctx.report("overfitting", point.step, f"val loss {'rose' if rising else 'stalled'} from {fmt(best.val_loss)} "
+                   f"(step {best.step:,}) to {fmt(point.val_loss)} while the training loss fell from "
+                   f"{fmt(best.train_loss)} to {fmt(point.train_loss)}; the val-train gap grew from "
+                   f"{fmt(gap_best)} to {fmt(gap_now)}", {
+                       "val_loss": point.val_loss, "train_loss": point.train_loss, "best_val_loss": best.val_loss,
+                       "best_step": best.step, "evals_since_best": since, "gap": gap_now, "gap_at_best": gap_best,
+                   })
+
+
+class UnderfittingDetector(Detector):
+    name = "underfitting"
+
+    def after_eval(self, ctx: RunContext, point: EvalPoint) -> None:
+        if ctx.pretrained() or ctx.reference is None or point.train_loss is None:
+            return
+        evals = [e for e in ctx.history.evals if e.train_loss is not None]
+        if len(evals) < MIN_EVALS:
+            return
+        reference = ctx.reference.loss
+        train, val = point.train_loss, point.val_loss
+        high = min(train, val) >= HIGH_FRACTION * reference
+        close = abs(val - train) <= CLOSE * max(train, val)
+        before = min(e.val_loss for e in evals[:-PATIENCE])
+        recent = min(e.val_loss for e in evals[-PATIENCE:])
+        improvement = (before - recent) / abs(before) if before else 0.0
+        if not (high and close and improvement < MIN_IMPROVEMENT):
+            return
+        ctx.report("underfitting", point.step, f"train loss {fmt(train)} and val loss {fmt(val)} are both high "
+                   f"({min(train, val) / reference:.0%} of {fmt(reference)}, {ctx.reference.description}) and close, "
+                   f"and val improved by {improvement:.1%} over the last {PATIENCE} evaluations", {
+                       "train_loss": train, "val_loss": val, "reference": reference, "improvement": improvement,
+                   })
