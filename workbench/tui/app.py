@@ -1,19 +1,159 @@
-"""Placeholder until the TUI issue lands: opens a screen naming the preset."""
+"""The Workbench TUI: preset picker -> form -> live dashboard, on top of the background-thread trainer.
+
+`run_tui(args)` is what `workbench` and `workbench tui` call. The import path stays free of torch and
+transformers (first frame in well under 1.5 s); torch is imported on a worker thread when a run starts.
+Every screen's key bindings are also commands in the palette (ctrl+p).
+"""
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+from typing import Iterable
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from workbench.config import Preset
+from workbench.errors import ConfigError
+from workbench.tui.messages import StartRun
+from workbench.tui.screens.configure import ConfigureScreen
+from workbench.tui.screens.dashboard import DashboardScreen
+from workbench.tui.screens.modals import ConfirmScreen
+from workbench.tui.screens.presets import PresetsScreen
+
+DEFAULT_FPS = 4.0
+STOP_WAIT_S = 120.0
+
+
+class WorkbenchApp(App):
+    """The application: screens, the active run, and a quit that never loses a run's progress."""
+
+    CSS_PATH = Path(__file__).parent / "workbench.tcss"
+    TITLE = "Workbench"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False)]
+
+    def __init__(self, *, runs_dir: Path | None = None, preset: Preset | None = None, base: Preset | None = None,
+                 start: bool = False, fps: float = DEFAULT_FPS, count_params: bool = True):
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.initial_preset = preset
+        self.initial_base = base or preset
+        self.start_immediately = start
+        self.fps = fps
+        self.count_params = count_params
+        self.dashboard: DashboardScreen | None = None
+        self._quitting = False
+        self._confirming_quit = False
+
+    def on_mount(self) -> None:
+        self.push_screen(PresetsScreen(count_params=self.count_params and not self.start_immediately))
+        if self.initial_preset is not None and self.start_immediately:
+            self.start_run(self.initial_preset)
+        elif self.initial_preset is not None:
+            self.push_screen(ConfigureScreen(self.initial_base, self.initial_preset))
+
+    # -- runs -----------------------------------------------------------------------------------------
+    def has_active_run(self) -> bool:
+        return self.dashboard is not None and self.dashboard.session.active
+
+    @on(StartRun)
+    def _start_requested(self, message: StartRun) -> None:
+        self.start_run(message.preset)
+
+    def start_run(self, preset: Preset) -> DashboardScreen | None:
+        """Open a dashboard and start training `preset` (one run at a time)."""
+        if self.has_active_run():
+            self.notify("A run is already active: stop it first.", severity="error")
+            return None
+        self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps)
+        self.push_screen(self.dashboard)
+        return self.dashboard
+
+    def restart_run(self, old: DashboardScreen, preset: Preset) -> None:
+        """A new run of the same preset replaces an ended run's dashboard."""
+        if self.screen is old:
+            self.pop_screen()
+        self.start_run(preset)
+
+    def stop_runs(self, status: str = "interrupted", timeout: float = STOP_WAIT_S) -> None:
+        """Ask an active run to checkpoint and stop, and wait for it (used after the app has exited)."""
+        if self.dashboard is None or self.dashboard.session.trainer is None:
+            return
+        trainer = self.dashboard.session.trainer
+        if trainer.result is None:
+            trainer.stop(status, "the TUI exited while the run was active")
+        if trainer.thread is not None:
+            trainer.thread.join(timeout)
+
+    # -- quitting ---------------------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        if self._quitting or self._confirming_quit:
+            return
+        if not self.has_active_run():
+            self.exit()
+            return
+        self._confirming_quit = True
+
+        def answered(yes: bool | None) -> None:
+            self._confirming_quit = False
+            if yes:
+                self._stop_then_exit()
+
+        self.push_screen(ConfirmScreen("A run is active. Stop it and quit?", "Stop and quit", "Keep training",
+                                       detail="The run saves a checkpoint first; resume it later with "
+                                              "`workbench train --resume RUN_ID`."), answered)
+
+    def _stop_then_exit(self) -> None:
+        self._quitting = True
+        session = self.dashboard.session
+        if session.launched:
+            session.stop()
+        self.notify("Stopping: saving a checkpoint…", title="Quit", timeout=STOP_WAIT_S)
+        waited = {"s": 0.0}
+
+        def check() -> None:
+            waited["s"] += 0.1
+            if not session.active or waited["s"] > STOP_WAIT_S:
+                if self.dashboard is not None:
+                    self.dashboard.tick()  # record the final status in the log before leaving
+                self.exit()
+
+        self.set_interval(0.1, check)
+
+    # -- the command palette holds every key binding of the screen it was opened from ------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or not active.enabled or binding.action in seen or binding.system:
+                continue
+            if binding.action in ("quit", "app.quit", "command_palette"):
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(binding.description, f"key: {binding.key_display or key}",
+                                partial(self.run_action, binding.action, active.node))
+
 
 def run_tui(args) -> int:
-    from textual.app import App
-    from textual.widgets import Footer, Header, Static
+    """`workbench tui [--preset P] [--start] [--set K=V ...] [--runs-dir DIR] [--fps F]`."""
+    from workbench.presets import DEFAULT_PRESET, load_preset
 
-    class Placeholder(App):
-        BINDINGS = [("q", "quit", "Quit")]
-
-        def compose(self):
-            yield Header()
-            yield Static(f"Workbench — preset {args.preset or 'mlp-quadrants'}")
-            yield Footer()
-
-    Placeholder().run()
+    fps = DEFAULT_FPS if getattr(args, "fps", None) is None else args.fps
+    if not (0.5 <= fps <= 30):
+        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+    overrides = list(getattr(args, "overrides", None) or [])
+    preset = base = None
+    if args.preset or args.start or overrides:
+        ref = args.preset or DEFAULT_PRESET
+        base = load_preset(ref)
+        preset = load_preset(ref, overrides) if overrides else base
+    app = WorkbenchApp(runs_dir=args.runs_dir, preset=preset, base=base, start=bool(args.start), fps=fps)
+    try:
+        app.run()
+    finally:
+        app.stop_runs()
     return 0

@@ -12,6 +12,7 @@ the trainer thread waits:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -57,6 +58,37 @@ class ChartOptions:
         smooth = f"EMA {self.smoothing:g}" if self.smoothing else "off"
         return (f"y {'log' if self.log_y else 'linear'}  ·  smoothing {smooth}  ·  x {'wall time (s)' if self.x_axis == 'time' else 'steps'}"
                 f"  ·  zoom {zoom}")
+
+
+def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
+    """About `count` round tick positions (1, 2 or 5 times a power of ten apart) within [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, count)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    value = first
+    while value <= hi + step * 1e-9:
+        ticks.append(value)
+        value += step
+    return ticks
+
+
+def format_tick(value: float, axis: str) -> str:
+    """Steps as 750, 1.5k, 2M; wall time as 45s, 2:30, 1:02:00."""
+    if axis == "time":
+        seconds = int(round(value))
+        if seconds < 60:
+            return f"{seconds}s"
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    for suffix, size in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}" if value != int(value) else str(int(value))
 
 
 def _markup(color: RGB) -> str:
@@ -130,11 +162,12 @@ class MetricChart(PlotextPlot):
         key = (self.size.width, self.size.height, self._version, self.app.theme)
         if self._cached is not None and key == self._cache_key:
             return self._cached
-        started = time.perf_counter()
+        # CPU time of this thread, not wall time: waiting for the GIL is not a cost we impose.
+        started = time.thread_time()
         self._fill()
         self._cached = super().render()
         self._cache_key = key
-        cost = time.perf_counter() - started
+        cost = time.thread_time() - started
         self.spent += cost
         self.cost_estimate = cost if self.builds == 0 else 0.7 * self.cost_estimate + 0.3 * cost
         self.builds += 1
@@ -175,12 +208,15 @@ class MetricChart(PlotextPlot):
             if window is not None and (y > 0 or not options.log_y):
                 plt.horizontal_line(y, color=color)
         plt.yscale("log" if options.log_y and plotted else "linear")
-        plt.xlabel("")
-        plt.title("")
+        plt.xaxes(True, False)
+        plt.yaxes(True, False)
         if plotted and window is not None and window[1] > window[0]:
             plt.xlim(window[0], window[1])
+            ticks = nice_ticks(window[0], window[1], max(2, width // 14))
+            plt.xticks(ticks, [format_tick(t, options.x_axis) for t in ticks])
         else:
             plt.xlim(None, None)
+            plt.xticks([], [])
         self.last_points = plotted
 
     def _plot_line(self, line: Line, data: Buckets) -> int:
@@ -235,6 +271,10 @@ class RedrawBudget:
             self.tokens = min(self.burst, self.tokens + (now - self.last) * self.share)
         self.last = now
 
+    def charge(self, seconds: float) -> None:
+        """Spend; a debt is capped so one slow build (a resize) can't freeze the charts for long."""
+        self.tokens = max(-self.burst, self.tokens - seconds)
+
 
 class RedrawScheduler:
     """Decides, once per UI tick, which charts to rebuild."""
@@ -255,7 +295,7 @@ class RedrawScheduler:
         spent = sum(chart.spent for chart in self.charts)
         budget.refill(now, limited)
         if limited:
-            budget.tokens -= spent - self._charged
+            budget.charge(spent - self._charged)
         self._charged = spent
         due = [c for c in self.charts if c.dirty and c.is_on_screen and now - c.last_redraw >= self.min_interval]
         due.sort(key=lambda c: (c.last_redraw + 0.5 * c.priority, c.priority))

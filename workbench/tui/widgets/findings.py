@@ -48,12 +48,23 @@ def finding_detail(finding: dict[str, Any]) -> Text:
     if evidence:
         text.append("\n\nEvidence\n", style="bold")
         for key, value in evidence.items():
-            shown = value if isinstance(value, str) else json.dumps(value, default=str)
+            shown = value if isinstance(value, str) else json.dumps(_rounded(value), default=str)
             if len(shown) > 200:
                 shown = shown[:197] + "..."
             text.append(f"  {key}: ", style="dim")
             text.append(f"{shown}\n")
     return text
+
+
+def _rounded(value: Any) -> Any:
+    """Evidence floats to 4 significant digits: enough to judge, short enough to read."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 class FindingsPanel(Vertical):

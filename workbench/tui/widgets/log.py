@@ -21,12 +21,15 @@ class LogPane(RichLog):
     """
 
     def __init__(self, *, id: str | None = None, max_lines: int = 1000):
-        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
+        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20)
         self.border_title = "log"
         self.lines_written = 0
 
     def add(self, step: int, kind: str, text: str) -> None:
         first_line = text.strip().splitlines()[0] if text.strip() else ""
+        if kind == "checkpoint" and ": /" in first_line:  # the full path is in the store; the file name will do
+            head, _, path = first_line.partition(": ")
+            first_line = f"{head.split(' at step ')[0]} → {path.rsplit('/', 1)[-1]}"
         line = Text.assemble((f"{step:>7,} ", "dim"), (first_line, KIND_STYLE.get(kind, "")))
         self.write(line)
         self.lines_written += 1

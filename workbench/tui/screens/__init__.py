@@ -1,0 +1,1 @@
+"""Screens of the TUI: presets, configure, dashboard, and small dialogs."""

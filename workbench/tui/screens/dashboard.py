@@ -1,0 +1,336 @@
+"""The live dashboard of one run: progress, five charts, diagnostics, log, LM sample, and run controls.
+
+A timer drains the trainer's telemetry buffer at a fixed rate (4 Hz by default), folds it into the
+run state, and updates only what changed; charts go through `RedrawScheduler`, so while the model
+trains the UI spends a bounded share of the process's time drawing. The trainer runs on its own
+thread; this screen only queues commands to it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from pydantic import ValidationError
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from workbench.config import OptimConfig, Preset
+from workbench.presets import parse_value
+from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
+from workbench.tui.session import RunSession
+from workbench.tui.state import Changes
+from workbench.tui.widgets.charts import (SMOOTHING_STEPS, ZOOM_STEPS, ChartOptions, Line, MetricChart,
+                                          RedrawScheduler)
+from workbench.tui.widgets.error import ErrorPanel
+from workbench.tui.widgets.findings import FindingsPanel
+from workbench.tui.widgets.log import LogPane
+from workbench.tui.widgets.progress import RunProgress, status_label
+from workbench.tui.widgets.sample import SamplePanel
+
+BLUE, ORANGE, GREEN, VIOLET, CYAN, RED, YELLOW = ((80, 160, 255), (255, 150, 60), (90, 210, 120),
+                                                  (190, 130, 255), (70, 210, 220), (240, 80, 80), (230, 200, 70))
+GROUP_COLORS = (CYAN, VIOLET, YELLOW, ORANGE)
+LM_TASKS = ("language_modeling",)
+
+
+def validate_lr(text: str) -> tuple[float | None, str | None]:
+    """A learning rate typed by the user, checked against the schema's bounds for optim.lr."""
+    value = parse_value(text.strip()) if text.strip() else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, "enter a number, e.g. 1e-3"
+    if not math.isfinite(value):
+        return None, "must be a finite number"
+    try:
+        OptimConfig(lr=value)
+    except ValidationError as error:
+        return None, f"optim.lr: {error.errors()[0]['msg']}"
+    return float(value), None
+
+
+class DashboardScreen(Screen):
+    """Watch and steer one run."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/Resume"),
+        Binding("x", "stop", "Stop"),
+        Binding("c", "checkpoint", "Checkpoint"),
+        Binding("r", "set_lr", "Set LR"),
+        Binding("l", "log_y", "Log y"),
+        Binding("e", "smoothing", "Smoothing"),
+        Binding("w", "x_axis", "Steps/Time"),
+        Binding("plus,equals_sign", "zoom_in", "Zoom in", show=False),
+        Binding("minus", "zoom_out", "Zoom out", show=False),
+        Binding("0", "reset_zoom", "Reset zoom", show=False),
+        Binding("v", "next_chart", "Next chart", show=False),
+        Binding("z", "maximize_chart", "Maximize chart", show=False),
+        Binding("n", "new_run", "New run"),
+        Binding("escape", "back", "Back"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: RunSession | None = None,
+                 autostart: bool = True):
+        super().__init__(id="dashboard")
+        self.preset = preset
+        self.session = session or RunSession(preset, runs_dir)
+        self.runs_dir = runs_dir
+        self.fps = fps
+        self.autostart = autostart
+        self.options = ChartOptions()
+        self.selected = 0
+        self.chart_maximized = False
+        self.ticks = 0
+        self.tick_seconds = 0.0  # time spent in tick(), for the benchmark and tests
+        state = self.session.state
+        self.charts = [
+            MetricChart("loss", [Line("loss", "train", BLUE), Line("val_loss", "val", ORANGE, smooth=False)],
+                        state, self.options, priority=0, id="chart-loss"),
+            MetricChart("learning rate", [Line("lr", "lr", GREEN, smooth=False, fmt=".3g")], state, self.options,
+                        id="chart-lr", classes="secondary"),
+            MetricChart("grad norm", [Line("grad_norm", "global", VIOLET)], state, self.options,
+                        hlines=[(preset.train.grad_clip, f"clip {preset.train.grad_clip:g}", RED)]
+                        if preset.train.grad_clip > 0 else [], id="chart-grad", classes="secondary"),
+            MetricChart("memory", [Line("mem/rss_mb", "process RSS", CYAN, smooth=False, fmt=",.0f"),
+                                   Line("mem/cuda_allocated_mb", "CUDA allocated", CYAN, smooth=False, fmt=",.0f"),
+                                   Line("mem/cuda_reserved_mb", "CUDA reserved", YELLOW, smooth=False, fmt=",.0f"),
+                                   Line("mem/cuda_peak_mb", "CUDA peak", RED, smooth=False, fmt=",.0f")],
+                        state, self.options, unit="MiB", priority=2, id="chart-memory", classes="secondary"),
+            MetricChart("throughput", [Line("samples_per_s", "samples/s", YELLOW, fmt=",.0f")], state, self.options,
+                        priority=2, id="chart-throughput", classes="secondary"),
+        ]
+        self.scheduler = RedrawScheduler(self.charts, min_interval=1.0 / fps)
+        self.progress = RunProgress(state, id="progress")
+        self.findings = FindingsPanel(id="findings")
+        self.log_pane = LogPane(id="log")
+        self.sample = SamplePanel(id="sample")
+        self.error = ErrorPanel(id="error")
+
+    # -- layout ---------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield self.progress
+        with Horizontal(id="dash-body"):
+            with Vertical(id="dash-main"):
+                with Container(id="charts"):
+                    yield from self.charts
+                yield self.error
+                yield Static(self.options.describe(), id="chart-options")
+            with Vertical(id="dash-side"):
+                yield self.findings
+                if self.preset.task in LM_TASKS:
+                    yield self.sample
+                yield self.log_pane
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Workbench"
+        self._update_subtitle()
+        self._apply_selection()
+        self.timer = self.set_interval(1.0 / self.fps, self.tick)
+        if self.autostart:
+            self.launch()
+
+    def launch(self) -> None:
+        """Start the run: torch is imported and the trainer built on a worker thread, never this one."""
+        self.log_pane.add(0, "ui", f"starting {self.preset.name} ({self.preset.train.max_steps:,} steps)…")
+        self.run_worker(self.session.launch, thread=True, exit_on_error=False, group="launch", name="launch")
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name == "launch" and event.state == WorkerState.ERROR:
+            import traceback
+
+            error = event.worker.error
+            trace = "".join(traceback.format_exception(error)) if error is not None else None
+            self.session.state.finish("failed", f"could not start the run: {type(error).__name__}: {error}", trace)
+            self._status_changed()
+
+    # -- the tick -------------------------------------------------------------------------------------
+    def tick(self) -> Changes:
+        """Drain telemetry, update what changed, redraw due charts within the budget."""
+        started = time.perf_counter()
+        changes = self.session.poll()
+        state = self.session.state
+        if changes.series:
+            self._adopt_new_series(changes.series)
+        for step, kind, text in changes.logs:
+            self.log_pane.add(step, kind, text)
+        if changes.findings:
+            self.findings.set_findings(state.sorted_findings())
+        if changes.sample and state.sample is not None:
+            self.sample.show_sample(state.sample, state.sample_step)
+        if changes.status:
+            self._status_changed()
+        self.progress.update_if_changed()
+        training = self.session.active and state.status == "running" and not state.paused
+        self.scheduler.tick(limited=training)
+        self.ticks += 1
+        self.tick_seconds += time.perf_counter() - started
+        return changes
+
+    def _adopt_new_series(self, names: set[str]) -> None:
+        """Per-group learning rates and tokens/s appear only for some runs: add their lines when they do."""
+        lr_chart, throughput = self.charts[1], self.charts[4]
+        known = {line.metric for line in lr_chart.lines}
+        for name in sorted(names):
+            if name.startswith("lr/") and name not in known:
+                color = GROUP_COLORS[(len(lr_chart.lines) - 1) % len(GROUP_COLORS)]
+                lr_chart.lines.append(Line(name, name[3:], color, smooth=False, fmt=".3g"))
+        if "tokens_per_s" in names and throughput.lines[0].metric != "tokens_per_s":
+            throughput.lines = [Line("tokens_per_s", "tokens/s", YELLOW, fmt=",.0f")]
+            throughput.drawn_data_version = -1
+
+    def _update_subtitle(self) -> None:
+        state = self.session.state
+        parts = [self.preset.name, state.run_id or "starting…"]
+        if state.device:
+            parts.append(state.device)
+        if state.params is not None:
+            trainable = f" ({state.trainable:,} trainable)" if state.trainable not in (None, state.params) else ""
+            parts.append(f"{state.params:,} params{trainable}")
+        self.sub_title = " · ".join(parts)
+
+    def _status_changed(self) -> None:
+        state = self.session.state
+        self._update_subtitle()
+        self.progress.update_if_changed()
+        self.refresh_bindings()
+        if not state.ended:
+            return
+        self.session.close()
+        label = status_label(state)
+        if state.status in ("failed", "invalid"):
+            self.error.show_error(state.status, state.reason, state.traceback, state.errors,
+                                  hint="The app is still up: n starts a new run, escape goes back to the form.")
+            self.notify(state.reason or state.status, title=f"run {label}", severity="error", timeout=8)
+        elif state.status == "diverged":
+            self.notify(f"{state.reason or 'non-finite values'} — see the diagnostics panel", title="run diverged",
+                        severity="error", timeout=8)
+        else:
+            self.notify(f"{state.step:,} steps" + (f": {state.reason}" if state.reason else ""), title=f"run {label}")
+        self.scheduler.tick(limited=False)  # final frame: draw everything that is left
+
+    # -- chart layout and options ----------------------------------------------------------------------
+    def _apply_selection(self) -> None:
+        shown = self.selected if self.selected != 0 else 1  # the narrow layout's second chart
+        for index, chart in enumerate(self.charts):
+            chart.set_class(index == self.selected, "-selected")
+            chart.set_class(index == shown, "-shown")
+        self.query_one("#charts").set_class(self.chart_maximized, "-maximized")
+
+    def _options_changed(self) -> None:
+        self.options.changed()
+        self.query_one("#chart-options", Static).update(self.options.describe())
+        self.scheduler.tick(limited=False)  # a key press deserves an immediate redraw
+
+    def action_log_y(self) -> None:
+        self.options.log_y = not self.options.log_y
+        self._options_changed()
+
+    def action_smoothing(self) -> None:
+        steps = SMOOTHING_STEPS
+        index = steps.index(self.options.smoothing) if self.options.smoothing in steps else 0
+        self.options.smoothing = steps[(index + 1) % len(steps)]
+        self._options_changed()
+
+    def action_x_axis(self) -> None:
+        self.options.x_axis = "time" if self.options.x_axis == "step" else "step"
+        self._options_changed()
+
+    def action_zoom_in(self) -> None:
+        smaller = [z for z in ZOOM_STEPS if z < self.options.zoom]
+        if smaller:
+            self.options.zoom = smaller[0]
+            self._options_changed()
+
+    def action_zoom_out(self) -> None:
+        larger = [z for z in ZOOM_STEPS if z > self.options.zoom]
+        if larger:
+            self.options.zoom = larger[-1]
+            self._options_changed()
+
+    def action_reset_zoom(self) -> None:
+        self.options.zoom = 1.0
+        self.options.log_y = False
+        self._options_changed()
+
+    def action_next_chart(self) -> None:
+        self.selected = (self.selected + 1) % len(self.charts)
+        self._apply_selection()
+        self.scheduler.tick(limited=False)
+
+    def action_maximize_chart(self) -> None:
+        self.chart_maximized = not self.chart_maximized
+        self._apply_selection()
+
+    # -- run controls ----------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        controllable = self.session.launched and self.session.active
+        if action in ("toggle_pause", "stop", "checkpoint", "set_lr"):
+            return True if controllable else None
+        if action == "new_run":
+            return True if self.session.state.ended else None
+        return True
+
+    def action_toggle_pause(self) -> None:
+        paused = self.session.toggle_pause()
+        if paused is not None:
+            self.log_pane.add(self.session.state.step, "ui", "pause requested" if paused else "resume requested")
+
+    def action_stop(self) -> None:
+        if not (self.session.launched and self.session.active):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.session.stop():
+                self.log_pane.add(self.session.state.step, "ui", "stop requested: saving a checkpoint first")
+
+        self.app.push_screen(ConfirmScreen("Stop this run?", "Stop", "Keep training",
+                                           detail="A checkpoint is saved first; resume later with "
+                                                  "`workbench train --resume RUN_ID`."), answered)
+
+    def action_checkpoint(self) -> None:
+        if self.session.checkpoint():
+            self.log_pane.add(self.session.state.step, "ui", "checkpoint requested")
+
+    def action_set_lr(self) -> None:
+        if not (self.session.launched and self.session.active):
+            return
+        current = self.session.current_lr()
+
+        def chosen(value: float | None) -> None:
+            if value is not None and self.session.set_lr(value):
+                self.log_pane.add(self.session.state.step, "ui", f"learning rate → {value:g} requested")
+
+        self.app.push_screen(PromptScreen("Learning rate", f"{current:g}" if current else "", validate_lr,
+                                          hint="Applies from the next step; the schedule continues from it."),
+                             chosen)
+
+    def action_new_run(self) -> None:
+        if self.session.state.ended:
+            self.app.restart_run(self, self.preset)
+
+    def action_back(self) -> None:
+        if self.session.active:
+            self.notify("A run is active: stop it first (x), or quit (q).", severity="warning")
+            return
+        self.app.pop_screen()
+
+    def chart(self, name: str) -> MetricChart:
+        return self.query_one(f"#chart-{name}", MetricChart)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Figures for tests and the benchmark."""
+        return {"ticks": self.ticks, "tick_seconds": self.tick_seconds, "redraws": self.scheduler.redraws,
+                "chart_build_seconds": sum(c.spent for c in self.charts),
+                "chart_builds": sum(c.builds for c in self.charts)}

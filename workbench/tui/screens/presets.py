@@ -1,0 +1,172 @@
+"""The first screen: every preset (packaged and the user's ./presets) with task, model and size."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from workbench.catalog import preset_catalog
+from workbench.errors import ConfigError
+from workbench.presets import load_preset
+from workbench.tui.messages import StartRun
+
+PARAM_COUNT_TIMEOUT_S = 300
+
+
+def format_params(count: int | None) -> str:
+    if count is None:
+        return "?"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
+
+
+class PresetsScreen(Screen):
+    """Pick a preset: enter opens the form, s starts it with its defaults."""
+
+    BINDINGS = [
+        Binding("enter", "configure", "Configure"),
+        Binding("s", "start_defaults", "Start with defaults"),
+        Binding("r", "reload", "Reload list"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, count_params: bool = True):
+        super().__init__(id="presets")
+        self.count_params = count_params
+        self.catalog: list[dict[str, Any]] = []
+        self._counting = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="presets-body"):
+            yield Static("Pick a preset: [b]enter[/b] edits its hyperparameters, [b]s[/b] starts it with its "
+                         "defaults. Your own presets in ./presets are listed too.", id="presets-help")
+            yield DataTable(id="preset-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="preset-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Workbench"
+        self.sub_title = "presets"
+        table = self.query_one(DataTable)
+        table.add_column("name", key="name")
+        table.add_column("task", key="task")
+        table.add_column("model", key="model")
+        table.add_column("params", key="params")
+        table.add_column("from", key="origin")
+        table.add_column("description", key="description")
+        self.reload()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the presets again (a preset saved from the form appears at once)."""
+        self.catalog = preset_catalog(compute_missing=False)
+        table = self.query_one(DataTable)
+        current = table.cursor_row
+        table.clear()
+        for entry in self.catalog:
+            name_style = "bold" if entry.get("valid", True) else "bold red"
+            table.add_row(Text(entry["name"], style=name_style), entry["task"], entry["model_kind"],
+                          Text(format_params(entry.get("params")), justify="right"),
+                          Text(entry["origin"], style="cyan" if entry["origin"] == "user" else "dim"),
+                          _shorten(entry["description"], 70), key=entry["name"])
+        if self.catalog:
+            table.move_cursor(row=min(current, len(self.catalog) - 1))
+            self._show_detail(table.cursor_row)
+        missing = any(e.get("params") is None and e.get("valid", True) for e in self.catalog)
+        if missing and self.count_params and not self._counting and not self.app_has_active_run():
+            self._counting = True
+            self.count_missing_params()
+
+    def app_has_active_run(self) -> bool:
+        return bool(getattr(self.app, "has_active_run", lambda: False)())
+
+    @work(thread=True, exclusive=True, group="param-count", exit_on_error=False)
+    def count_missing_params(self) -> None:
+        """Counting needs the models built (torch): do it in a subprocess, never in the UI process."""
+        try:
+            done = subprocess.run([sys.executable, "-m", "workbench", "presets", "--json"], capture_output=True,
+                                  text=True, timeout=PARAM_COUNT_TIMEOUT_S)
+            counts = {e["name"]: e.get("params") for e in json.loads(done.stdout)} if done.returncode == 0 else {}
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            counts = {}
+        self.app.call_from_thread(self._counts_arrived, counts)
+
+    def _counts_arrived(self, counts: dict[str, int | None]) -> None:
+        table = self.query_one(DataTable)
+        for entry in self.catalog:
+            if entry.get("params") is None and counts.get(entry["name"]) is not None:
+                entry["params"] = counts[entry["name"]]
+                table.update_cell(entry["name"], "params", Text(format_params(entry["params"]), justify="right"))
+
+    def selected_entry(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if not self.catalog or table.cursor_row is None or table.cursor_row >= len(self.catalog):
+            return None
+        return self.catalog[table.cursor_row]
+
+    @on(DataTable.RowSelected, "#preset-table")
+    def _selected(self) -> None:
+        """Enter on a row (the table's own binding, so it follows any cursor keys typed before it)."""
+        self.action_configure()
+
+    @on(DataTable.RowHighlighted, "#preset-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(event.cursor_row)
+
+    def _show_detail(self, row: int) -> None:
+        if not (0 <= row < len(self.catalog)):
+            return
+        entry = self.catalog[row]
+        text = Text()
+        text.append(entry["name"], style="bold")
+        text.append(f"  ({entry['origin']}: {entry['path']})\n", style="dim")
+        text.append(entry["description"] or "")
+        if entry.get("watch"):
+            text.append("\nWatch: ", style="bold green")
+            text.append(entry["watch"])
+        self.query_one("#preset-detail", Static).update(text)
+
+    def _load(self) -> Any:
+        entry = self.selected_entry()
+        if entry is None:
+            return None
+        try:
+            return load_preset(entry["path"])
+        except ConfigError as error:
+            self.notify("\n".join(error.problems), title=f"{entry['name']}: invalid preset", severity="error")
+            return None
+
+    def action_configure(self) -> None:
+        preset = self._load()
+        if preset is not None:
+            from workbench.tui.screens.configure import ConfigureScreen
+
+            self.app.push_screen(ConfigureScreen(preset))
+
+    def action_start_defaults(self) -> None:
+        preset = self._load()
+        if preset is not None:
+            self.post_message(StartRun(preset))
+
+    def action_reload(self) -> None:
+        self.reload()
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
