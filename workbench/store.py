@@ -196,11 +196,12 @@ class RunStore:
         )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        allowed = {"steps", "heartbeat", "params", "device", "stats", "world_size"}
+        allowed = {"steps", "heartbeat", "params", "device", "stats", "world_size", "config"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
-        if "stats" in fields:
-            fields["stats"] = json.dumps(fields["stats"])
+        for key in ("stats", "config"):  # a rollback action changes the config the run resumes with
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
         columns = ", ".join(f"{key}=?" for key in fields)
         self._write(f"UPDATE runs SET {columns} WHERE run_id=?", (*fields.values(), run_id))
 
