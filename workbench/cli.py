@@ -50,7 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a preset key, e.g. optim.lr=1e-3 (repeatable)")
     train.add_argument("--resume", metavar="RUN_ID", help="continue a run from its newest checkpoint")
     train.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
+    train.add_argument("--preflight", action="store_true",
+                       help="run the pre-flight checks first; a failed check stops here (exit 2)")
     runs_dir(train)
+
+    lr_find = sub.add_parser("lr-find", help="sweep the learning rate on a fresh model and suggest one")
+    lr_find.add_argument("preset", help="preset name or path to a .toml file")
+    lr_find.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                         help="override a preset key, e.g. optim.name=sgd (repeatable)")
+    lr_find.add_argument("--steps", type=int, default=100, help="sweep steps (default 100)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last learning rate (default 10)")
+    lr_find.add_argument("--json", action="store_true", help="print the sweep as one JSON object on stdout")
 
     presets = sub.add_parser("presets", help="list the presets")
     presets.add_argument("--json", action="store_true")
@@ -117,6 +128,8 @@ def cmd_train(args) -> int:
         raise UsageError("workbench train: --resume takes no preset and no --set (the run's own config is used)")
     if not args.resume and not args.preset:
         raise UsageError("workbench train: name a preset (or --resume RUN_ID)")
+    if args.resume and args.preflight:
+        raise UsageError("workbench train: --preflight checks a preset before a new run, not a resumed one")
     if args.resume:
         store = _store(args)
         run = store.get_run(args.resume)
@@ -130,11 +143,62 @@ def cmd_train(args) -> int:
         from workbench.builders import check_preset
 
         check_preset(preset)  # builder args checked before anything touches the store
+        preflight = None
+        if args.preflight:
+            preflight = _preflight(preset)
+            if any(check["status"] == "fail" for check in preflight):
+                if args.json:
+                    print(json.dumps(finite_json({"preset": preset.name, "status": "invalid", "preflight": preflight}),
+                                     default=_json_default))
+                return EXIT_USAGE
         store = _store(args)
+        return run_headless(preset, store, args.json, preflight=preflight)
     return run_headless(preset, store, args.json, resume_run_id=args.resume)
 
 
-def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None) -> int:
+def _preflight(preset) -> list[dict]:
+    """Run the pre-flight checks, one line each on stderr; returns them as dicts."""
+    from workbench.diagnostics.preflight import run_preflight
+
+    def show(check):
+        where = f" [{check.layer}]" if check.layer else ""
+        print(f"preflight {check.status:<4} {check.name}{where}: {check.message}", file=sys.stderr, flush=True)
+
+    return [check.to_dict() for check in run_preflight(preset, progress=show)]
+
+
+def cmd_lr_find(args) -> int:
+    from workbench.diagnostics.lr_finder import find_lr, plot_text
+
+    preset = _load(args)
+
+    def show(index, lr, loss):
+        if index % 10 == 0:
+            print(f"lr-find step {index:>3}  lr {lr:.3g}  loss {loss:.4g}", file=sys.stderr, flush=True)
+
+    try:
+        result = find_lr(preset, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, progress=show)
+    except ConfigError:
+        raise
+    except Exception as error:  # the user's model or data code failed during the sweep
+        print(f"workbench: lr-find failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(finite_json({"preset": preset.name, **result.to_dict()}), default=_json_default))
+    else:
+        print(plot_text(result, color=sys.stdout.isatty()))
+        print(f"{result.reason}")
+        if result.suggested_lr:
+            print(f"suggested lr {result.suggested_lr:.3g} (steepest descent; the loss bottoms out at "
+                  f"{result.min_loss_lr:.3g})\napply it with: workbench train {args.preset} --set "
+                  f"optim.lr={result.suggested_lr:.2g}")
+        else:
+            print("no suggestion: the loss never fell steadily during the sweep")
+    return EXIT_OK
+
+
+def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
+                 preflight: list[dict] | None = None) -> int:
     from workbench.diagnostics import default_callbacks
     from workbench.progress import ProgressReporter
     from workbench.summary import run_summary
@@ -168,6 +232,8 @@ def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None)
         print(f"workbench: run {result.run_id} {result.status}: {result.reason}", file=sys.stderr)
         if result.traceback and result.status == "failed":
             print(result.traceback.rstrip(), file=sys.stderr)
+    if preflight is not None:
+        summary["preflight"] = preflight
     if as_json:
         print(json.dumps(finite_json(summary), default=_json_default))
     else:
@@ -290,6 +356,7 @@ def cmd_tui(args) -> int:
 COMMANDS = {
     "tui": cmd_tui,
     "train": cmd_train,
+    "lr-find": cmd_lr_find,
     "presets": cmd_presets,
     "runs": cmd_runs,
     "show": cmd_show,
