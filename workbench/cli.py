@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="ask a running run (any process) to checkpoint and stop")
     stop.add_argument("run_id")
     runs_dir(stop)
+
+    control = sub.add_parser("control", help="steer a running run in any process")
+    control.add_argument("run_id")
+    control.add_argument("action", choices=["pause", "resume", "checkpoint", "set-lr", "stop"])
+    control.add_argument("value", nargs="?", help="the new learning rate, for set-lr")
+    runs_dir(control)
     return parser
 
 
@@ -347,6 +353,28 @@ def cmd_stop(args) -> int:
     return EXIT_OK
 
 
+def cmd_control(args) -> int:
+    store = _store(args)
+    run = store.get_run(args.run_id)
+    if run is None:
+        raise ConfigError(f"run {args.run_id!r}: not found in {store.path}")
+    if run["status"] != "running":
+        raise ConfigError(f"run {args.run_id!r}: not running (status {run['status']})")
+    value = None
+    if args.action == "set-lr":
+        try:
+            value = float(args.value)
+        except (TypeError, ValueError):
+            raise UsageError("workbench control: set-lr needs a number, e.g. set-lr 1e-4") from None
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError("workbench control: set-lr: the learning rate must be a positive finite number")
+    elif args.value is not None:
+        raise UsageError(f"workbench control: {args.action} takes no value")
+    store.send_command(args.run_id, args.action.replace("-", "_"), None if value is None else repr(value))
+    print(f"sent {args.action} to run {args.run_id}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_tui(args) -> int:
     from workbench.tui.app import run_tui
 
@@ -361,4 +389,5 @@ COMMANDS = {
     "runs": cmd_runs,
     "show": cmd_show,
     "stop": cmd_stop,
+    "control": cmd_control,
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import queue
 import random
+import sqlite3
 import threading
 import time
 import traceback
@@ -431,7 +432,7 @@ class Trainer:
                 if (eval_every and self.step % eval_every == 0) or self.step == max_steps:
                     paused_seconds += self._timed(self._evaluate)
                 if checkpoint_every and self.step % checkpoint_every == 0 and self.step < max_steps:
-                    paused_seconds += self._timed(lambda: self.save_checkpoint("periodic"))
+                    paused_seconds += self._timed(lambda: self._checkpoint_or_pause("periodic"))
         except _Stop as stop:
             status, reason = stop.status, stop.reason
         except torch.OutOfMemoryError as error:
@@ -481,10 +482,16 @@ class Trainer:
                 self.paused = True
                 self.log(f"paused at step {self.step}", kind="status", paused=True)
             elif command == "resume" and self.paused:
+                if self._writer is not None and self._writer.error is not None:
+                    try:  # retry the pending writes now; stay paused if the store is still unwritable
+                        self._writer.flush()
+                    except Exception as error:
+                        self.log(f"still cannot write the run store: {error}", kind="error")
+                        continue
                 self.paused = False
                 self.log(f"resumed at step {self.step}", kind="status", paused=False)
             elif command == "checkpoint":
-                self.save_checkpoint("manual")
+                self._checkpoint_or_pause("manual")
             elif command == "set_lr":
                 old = self.optimizer.param_groups[0]["lr"]
                 scale_learning_rate(self.optimizer, self.scheduler, arg)
@@ -492,7 +499,10 @@ class Trainer:
             elif command == "stop":
                 status, reason = arg
                 self.paused = False
-                self.save_checkpoint("stop")
+                try:
+                    self.save_checkpoint("stop")
+                except (OSError, sqlite3.Error) as error:  # the earlier checkpoints are intact
+                    self.log(f"stop checkpoint failed: {error}", kind="error")
                 raise _Stop(status, reason or f"{status} on request at step {self.step}")
 
     def _heartbeat(self) -> None:
@@ -507,7 +517,11 @@ class Trainer:
         if now - self._last_poll < STORE_POLL_INTERVAL_S:
             return
         self._last_poll = now
-        for command, arg in self.store.take_commands(self.run_id):
+        try:
+            commands = self.store.take_commands(self.run_id)
+        except sqlite3.Error:  # a busy or full store: try again next time
+            return
+        for command, arg in commands:
             if command == "set_lr":
                 try:
                     self.set_lr(float(arg))
@@ -554,6 +568,8 @@ class Trainer:
             self._writer.metrics(rows)
             self._writer.heartbeat(self.step)
             self._last_heartbeat = time.monotonic()
+            if self._writer.error is not None and not self.paused:
+                self._storage_trouble("store", self._writer.error)
         for callback in self.callbacks:
             callback.on_batch(self, batch)
         if self.poll_store_commands:
@@ -597,6 +613,28 @@ class Trainer:
         except Exception:
             pass
         raise _Stop("diverged", f"non-finite {what} at step {step}")
+
+    def _checkpoint_or_pause(self, kind: str) -> None:
+        """A checkpoint that cannot be written (disk full, permissions) pauses the run instead of ending it:
+        the previous checkpoint is intact (atomic writes) and nothing in memory is lost."""
+        try:
+            self.save_checkpoint(kind)
+        except (OSError, sqlite3.Error) as error:
+            self._storage_trouble("checkpoint", error)
+
+    def _storage_trouble(self, what: str, error: BaseException) -> None:
+        full = "full" in str(error).lower() or getattr(error, "errno", None) == 28  # ENOSPC
+        self.report_finding({
+            "code": "disk_full" if full else "storage_error",
+            "severity": "critical",
+            "step": self.step,
+            "layer": None,
+            "message": f"cannot write the {what} at step {self.step:,}: {error}; the run is paused, nothing is lost",
+            "remedy": "free disk space (or fix the runs dir permissions), then resume the run "
+                      "(TUI: resume key; shell: workbench control RUN_ID resume)",
+            "evidence": {"error": str(error)[:300], "what": what},
+        })
+        self._commands.put(("pause", None))
 
     def _out_of_memory(self, error: BaseException) -> None:
         self.report_finding({
