@@ -93,10 +93,13 @@ def build_data(preset: Preset):
     from workbench.data.base import DataBundle, DataInfo
 
     builder, builtin = data_builder(preset.data)
-    try:
-        result = builder(preset.train.seed, **preset.data.args) if builtin else builder(**preset.data.args)
-    except (ValueError, FileNotFoundError) as error:
-        raise ConfigError(f"data ({preset.data.kind}): {error}") from None
+    if builtin:
+        try:  # a built-in builder rejecting its arguments is a config problem, not a crash
+            result = builder(preset.train.seed, **preset.data.args)
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            raise ConfigError(f"data.args ({preset.data.kind}): {error}") from None
+    else:
+        result = builder(**preset.data.args)
     if isinstance(result, DataBundle):
         return result
     if isinstance(result, tuple) and len(result) == 2:
@@ -139,6 +142,6 @@ def build_model(preset: Preset, info):
             args["trust_remote_code"] = preset.model.trust_remote_code
         try:
             return builder(info, **args)
-        except ValueError as error:
-            raise ConfigError(f"model ({preset.model.kind}): {error}") from None
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"model.args ({preset.model.kind}): {error}") from None
     return builder(**args)

@@ -53,7 +53,15 @@ def build_mlp(
     norm: str = "none",
 ) -> MLP:
     """`hidden` is a list of widths, or one width repeated `depth` times."""
+    if isinstance(hidden, bool) or not isinstance(hidden, (int, list, tuple)):
+        raise ValueError("hidden must be a width or a list of widths")
+    if isinstance(hidden, int) and not (isinstance(depth, int) and 1 <= depth <= 100):
+        raise ValueError("depth must be an integer from 1 to 100")
     widths = [hidden] * depth if isinstance(hidden, int) else list(hidden)
+    if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 65536 for w in widths):
+        raise ValueError("hidden widths must be integers from 1 to 65536")
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError("dropout must be in [0, 1)")
     in_features = math.prod(info.input_shape or (1,))
     # Binary tasks use one logit (BCEWithLogits); regression one output per target.
     if info.task == "binary":
