@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
     train.add_argument("--preflight", action="store_true",
                        help="run the pre-flight checks first; a failed check stops here (exit 2)")
+    train.add_argument("--detach", action="store_true",
+                       help="train in a background process that outlives this terminal; prints the run id")
+    train.add_argument("--run-id", help=argparse.SUPPRESS)  # set by --detach for the background process
     runs_dir(train)
 
     lr_find = sub.add_parser("lr-find", help="sweep the learning rate on a fresh model and suggest one")
@@ -136,6 +140,8 @@ def cmd_train(args) -> int:
         raise UsageError("workbench train: name a preset (or --resume RUN_ID)")
     if args.resume and args.preflight:
         raise UsageError("workbench train: --preflight checks a preset before a new run, not a resumed one")
+    if args.detach:
+        return launch_detached(args)
     if args.resume:
         store = _store(args)
         run = store.get_run(args.resume)
@@ -158,8 +164,61 @@ def cmd_train(args) -> int:
                                      default=_json_default))
                 return EXIT_USAGE
         store = _store(args)
-        return run_headless(preset, store, args.json, preflight=preflight)
+        return run_headless(preset, store, args.json, preflight=preflight, run_id=args.run_id)
     return run_headless(preset, store, args.json, resume_run_id=args.resume)
+
+
+def launch_detached(args) -> int:
+    """Validate here, then train in a new session (no controlling terminal) that survives SSH drops.
+
+    The child writes everything to the store; its stdout/stderr go to runs/RUN_ID/train.log.
+    """
+    import subprocess
+
+    from workbench.store import new_run_id
+
+    store = _store(args)
+    if args.resume:
+        run = store.get_run(args.resume)
+        if run is None:
+            raise ConfigError(f"--resume {args.resume}: no such run in {store.path}")
+        if run["status"] == "running":
+            raise ConfigError(f"--resume {args.resume}: the run is still running (pid {run['pid']})")
+        run_id, command = args.resume, ["--resume", args.resume]
+    else:
+        from workbench.builders import check_preset
+
+        preset = _load(args)
+        check_preset(preset)
+        run_id = new_run_id(preset.name)
+        command = [args.preset, *[item for o in args.overrides for item in ("--set", o)], "--run-id", run_id]
+    log_path = store.run_dir(run_id) / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "workbench", "train", *command, "--runs-dir", str(store.runs_dir.resolve())],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=os.getcwd(),
+        )
+    # Wait until the run is recorded (or the child fails to set up) so the id we print is real.
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        run = store.get_run(run_id)
+        if run is not None and (not args.resume or run["pid"] == child.pid):
+            break
+        if child.poll() is not None:
+            lines = log_path.read_text(errors="replace").strip().splitlines()
+            raise ConfigError(f"detached run failed to start: {lines[-1] if lines else '(no output)'}")
+        time.sleep(0.1)
+    where = f" --runs-dir {store.runs_dir}" if args.runs_dir else ""
+    if args.json:
+        print(json.dumps({"run_id": run_id, "status": "running", "pid": child.pid, "log": str(log_path),
+                          "store": str(store.path)}))
+    else:
+        print(run_id)
+    print(f"training in the background (pid {child.pid}); log: {log_path}\n"
+          f"  follow:  workbench attach {run_id}{where}\n  stop:    workbench stop {run_id}{where}",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _preflight(preset) -> list[dict]:
@@ -204,14 +263,17 @@ def cmd_lr_find(args) -> int:
 
 
 def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
-                 preflight: list[dict] | None = None) -> int:
+                 preflight: list[dict] | None = None, run_id: str | None = None) -> int:
     from workbench.diagnostics import default_callbacks
     from workbench.progress import ProgressReporter
     from workbench.summary import run_summary
+    from workbench.training.distributed import topology_from_env
     from workbench.training.engine import Trainer
 
+    main_rank = topology_from_env().is_main  # under torchrun only rank 0 reports
     reporter = ProgressReporter(preset)
-    trainer = Trainer(preset, store, callbacks=[*default_callbacks(preset), reporter], resume_run_id=resume_run_id)
+    callbacks = [*default_callbacks(preset), reporter] if main_rank else default_callbacks(preset)
+    trainer = Trainer(preset, store, callbacks=callbacks, resume_run_id=resume_run_id, run_id=run_id)
 
     def on_signal(signum, frame):
         name = signal.Signals(signum).name
@@ -225,6 +287,8 @@ def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         reporter.close()
+    if not main_rank:
+        return STATUS_EXIT.get(result.status, EXIT_FAILED)
     if result.status == "invalid":
         for problem in result.errors or [result.reason or "invalid configuration"]:
             print(f"workbench: error: {problem}", file=sys.stderr)

@@ -16,13 +16,20 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 
 class BatchOrder:
-    """Yields index tensors for successive batches, epoch after epoch, dropping the ragged tail."""
+    """Yields index tensors for successive batches, epoch after epoch, dropping the ragged tail.
 
-    def __init__(self, size: int, batch_size: int, seed: int, shuffle: bool = True):
+    Under torchrun every rank walks the same permutation and takes its own slice of each global batch
+    of `world_size * batch_size` samples (what DistributedSampler does, but resumable mid-epoch).
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1):
         if size < 1:
             raise ValueError("dataset is empty")
         self.size = size
-        self.batch_size = min(batch_size, size)
+        self.rank = rank
+        self.world_size = world_size
+        self.batch_size = max(1, min(batch_size, size // world_size))
         self.seed = seed
         self.shuffle = shuffle
         self.epoch = 0
@@ -36,15 +43,17 @@ class BatchOrder:
 
     @property
     def batches_per_epoch(self) -> int:
-        return self.size // self.batch_size
+        return self.size // (self.batch_size * self.world_size)
 
     def next_indices(self) -> torch.Tensor:
-        if self.position + self.batch_size > self.size:
+        span = self.batch_size * self.world_size
+        if self.position + span > self.size:
             self.epoch += 1
             self.position = 0
             self._perm = self._permutation(self.epoch)
-        indices = self._perm[self.position : self.position + self.batch_size]
-        self.position += self.batch_size
+        start = self.position + self.rank * self.batch_size
+        indices = self._perm[start : start + self.batch_size]
+        self.position += span
         return indices
 
     def state_dict(self) -> dict[str, int]:
@@ -77,9 +86,11 @@ class BatchSource:
         shuffle: bool = True,
         collate: Any = None,
         num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.dataset = dataset
-        self.order = BatchOrder(len(dataset), batch_size, seed, shuffle)
+        self.order = BatchOrder(len(dataset), batch_size, seed, shuffle, rank, world_size)
         self._tensors = dataset.tensors if isinstance(dataset, TensorDataset) else None
         self._collate = collate
         self._num_workers = num_workers

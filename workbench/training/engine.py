@@ -33,6 +33,7 @@ from workbench.errors import ConfigError
 from workbench.store import RunStore, StoreWriter
 from workbench.training.batches import BatchSource, batch_size_of, eval_batches, split_batch, to_device
 from workbench.training.checkpoint import atomic_save, load_checkpoint, restore_rng_state, rng_state
+from workbench.training import distributed
 from workbench.training.device import MemoryMeter, pick_device
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler, scale_learning_rate
@@ -104,6 +105,7 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         resume_run_id: str | None = None,
         poll_store_commands: bool = True,
+        run_id: str | None = None,
     ):
         self.preset = preset
         self.store = store
@@ -111,6 +113,7 @@ class Trainer:
         self.resume_run_id = resume_run_id
         self.poll_store_commands = poll_store_commands
         self.run_id: str | None = resume_run_id
+        self._new_run_id = run_id  # a detached run's id is chosen by its launcher
         self.status = "pending"
         self.step = 0
         self.paused = False
@@ -127,8 +130,12 @@ class Trainer:
         self.info = None
         self.optimizer = None
         self.scheduler = None
-        self.world_size = 1
-        self.rank = 0
+        self.topology = distributed.topology_from_env()
+        self.world_size = self.topology.world_size
+        self.rank = self.topology.rank
+        # Under torchrun, stop/set_lr are applied by every rank at the same step: rank 0 collects them
+        # and broadcasts them at the next flush.
+        self._replicated: list[tuple[str, Any]] = []
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._writer: StoreWriter | None = None
         self._evals_since_best = 0
@@ -152,7 +159,7 @@ class Trainer:
 
     def stop(self, status: str = "stopped", reason: str | None = None) -> None:
         """Stop after the current step, saving a checkpoint first. status: stopped | interrupted."""
-        self._commands.put(("stop", (status, reason)))
+        self._command("stop", (status, reason))
 
     def checkpoint_now(self) -> None:
         self._commands.put(("checkpoint", None))
@@ -160,7 +167,15 @@ class Trainer:
     def set_lr(self, lr: float) -> None:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError("learning rate must be a positive finite number")
-        self._commands.put(("set_lr", float(lr)))
+        self._command("set_lr", float(lr))
+
+    def _command(self, command: str, arg: Any) -> None:
+        """Commands every rank must apply together go through rank 0's broadcast under torchrun."""
+        if not self.topology.distributed:
+            self._commands.put((command, arg))
+        elif self.topology.is_main:
+            self._replicated.append((command, arg))
+        # other ranks ignore local requests (torchrun signals every rank; rank 0 speaks for all)
 
     def start(self) -> threading.Thread:
         """Run on a background thread; returns it. Poll `status`/`result`, or join the thread."""
@@ -230,6 +245,7 @@ class Trainer:
         check_preset(preset)
         if config.threads:
             torch.set_num_threads(config.threads)
+        distributed.init_process_group(self.topology)
         seed_everything(config.seed)
         self.device = pick_device(config.device)
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -253,21 +269,33 @@ class Trainer:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-        self.forward_model = torch.compile(self.model) if config.compile else self.model
+        self.forward_model = self.model
+        if self.topology.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = DistributedDataParallel(self.model, device_ids=device_ids)
+        if config.compile:
+            self.forward_model = torch.compile(self.forward_model)
         self.train_source = BatchSource(
-            data.train, config.batch_size, config.seed, collate=data.info.collate, num_workers=config.num_workers
+            data.train, config.batch_size, config.seed, collate=data.info.collate, num_workers=config.num_workers,
+            rank=self.rank, world_size=self.world_size,
         )
         self.val_data = data.val
         self.memory = MemoryMeter(self.device)
         if self.resume_run_id:
             self._load_resume_state()
-            self.store.reopen_run(self.resume_run_id)
-        else:
+            if self.topology.is_main:
+                self.store.reopen_run(self.resume_run_id)
+        elif self.topology.is_main:
             self.run_id = self.store.create_run(
-                preset.name, preset.model_dump(mode="json"), world_size=self.world_size
+                preset.name, preset.model_dump(mode="json"), world_size=self.world_size, run_id=self._new_run_id
             )
-        self.store.update_run(self.run_id, params=self.params_total, device=str(self.device), steps=self.step)
-        self._writer = StoreWriter(self.store, self.run_id)
+        self.run_id = distributed.broadcast_object(self.run_id, self.topology)
+        if self.topology.is_main:  # rank 0 alone writes telemetry, findings and checkpoints
+            self.store.update_run(self.run_id, params=self.params_total, device=str(self.device), steps=self.step,
+                                  world_size=self.world_size)
+            self._writer = StoreWriter(self.store, self.run_id)
         self.status = "running"
         for callback in self.callbacks:
             callback.on_setup(self)
@@ -304,7 +332,7 @@ class Trainer:
         stats = self.stats()
         if self._writer is not None:
             self._writer.close()
-        if self.run_id is not None:
+        if self.run_id is not None and self.topology.is_main:
             try:
                 self.store.finish_run(self.run_id, status, self.step, reason, trace, stats)
             except Exception as error:  # the store itself failing must not hide the run's ending
@@ -317,6 +345,7 @@ class Trainer:
         self._emit(Event("status", self.step, status, {"reason": reason, "traceback": trace}))
         self.result = RunResult(status, self.run_id, self.step, reason, trace)
         self._started.set()
+        distributed.destroy_process_group()
         return self.result
 
     def stats(self) -> dict[str, Any]:
@@ -409,7 +438,8 @@ class Trainer:
                 losses.append(loss_value)
                 norms.append(norm)
                 lrs.append(optimizer.param_groups[0]["lr"])
-                if host_sync and (not math.isfinite(loss_value) or (scaler is None and not math.isfinite(norm))):
+                if host_sync and ((not math.isfinite(loss_value) and not self.topology.distributed)
+                                  or (scaler is None and not math.isfinite(norm))):
                     self._nonfinite(step, batch, "loss" if not math.isfinite(loss_value) else "grad", loss_value, norm)
                 probe = self._probe_before_step() if probing else None
                 if scaler is not None:
@@ -514,7 +544,7 @@ class Trainer:
     def _poll_store(self) -> None:
         """Commands sent from another process (`workbench stop`, an attached TUI) via the store."""
         now = time.monotonic()
-        if now - self._last_poll < STORE_POLL_INTERVAL_S:
+        if now - self._last_poll < STORE_POLL_INTERVAL_S or not self.topology.is_main:
             return
         self._last_poll = now
         try:
@@ -545,6 +575,11 @@ class Trainer:
             if bad is not None:  # publish up to the bad step, then stop as diverged below
                 losses, norms, lrs = losses[: bad + 1], norms[: bad + 1], lrs[: bad + 1]
                 self._flush_diverged = True
+        if self.topology.distributed:
+            losses = distributed.mean_across_ranks(losses, self.device, self.topology)
+            for command in distributed.broadcast_object(self._replicated, self.topology):
+                self._commands.put(command)
+            self._replicated = []
         now = time.perf_counter()
         elapsed = now - self._window_time
         self._window_time = now
@@ -778,9 +813,11 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.store.run_dir(self.run_id) / "checkpoints"
 
-    def save_checkpoint(self, kind: str, val_loss: float | None = None) -> Path:
+    def save_checkpoint(self, kind: str, val_loss: float | None = None) -> Path | None:
         """Atomically save everything an exact resume needs. kinds: periodic, manual, stop, final, best,
-        last_good. The newest `keep_checkpoints` non-best checkpoints are kept."""
+        last_good. The newest `keep_checkpoints` non-best checkpoints are kept. Rank 0 only."""
+        if not self.topology.is_main:
+            return None
         payload = {
             "format": CHECKPOINT_FORMAT,
             "kind": kind,
