@@ -108,7 +108,7 @@ class DashboardScreen(Screen):
             MetricChart("throughput", [Line("samples_per_s", "samples/s", YELLOW, fmt=",.0f")], state, self.options,
                         priority=2, id="chart-throughput", classes="secondary"),
         ]
-        self.scheduler = RedrawScheduler(self.charts, min_interval=1.0 / fps)
+        self.scheduler = RedrawScheduler(self.charts, min_interval=min(1.0, 1.0 / fps))
         self.progress = RunProgress(state, id="progress")
         self.findings = FindingsPanel(id="findings")
         self.log_pane = LogPane(id="log")

@@ -17,7 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from rich.text import Text
+from rich.color import Color as RichColor
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from workbench.tui.series import Buckets, ema
@@ -91,6 +94,15 @@ def format_tick(value: float, axis: str) -> str:
     return f"{value:.3g}" if value != int(value) else str(int(value))
 
 
+def _rich_style(color) -> Style:
+    """A plotext colour (an RGB tuple, a 256-colour index or a name) as a foreground style."""
+    if isinstance(color, tuple) and len(color) == 3:
+        return Style(color=RichColor.from_rgb(*color))
+    if isinstance(color, int):
+        return Style(color=RichColor.from_ansi(color))
+    return Style()  # "default" and friends: the widget's own colour
+
+
 def _markup(color: RGB) -> str:
     return f"rgb({color[0]},{color[1]},{color[2]})"
 
@@ -123,7 +135,7 @@ class MetricChart(PlotextPlot):
         self.priority = priority  # lower = redrawn first when the budget is short
         self._version = 0
         self._cache_key: tuple | None = None
-        self._cached: Text | None = None
+        self._cached: list[Strip] | None = None
         self.drawn_data_version = -1  # data + options version at the last redraw request
         self.last_redraw = 0.0
         self.builds = 0
@@ -158,20 +170,57 @@ class MetricChart(PlotextPlot):
         self.refresh()
 
     # -- drawing ------------------------------------------------------------------------------------
-    def render(self):
+    def render_line(self, y: int) -> Strip:
+        """The line API: rows come from strips built once per change, not re-rendered per repaint."""
+        strips = self._strips()
+        return strips[y] if 0 <= y < len(strips) else Strip.blank(self.size.width, self.rich_style)
+
+    def _strips(self) -> list[Strip]:
         key = (self.size.width, self.size.height, self._version, self.app.theme)
         if self._cached is not None and key == self._cache_key:
             return self._cached
         # CPU time of this thread, not wall time: waiting for the GIL is not a cost we impose.
         started = time.thread_time()
-        self._fill()
-        self._cached = super().render()
+        self._cached = self._build(self.size.width, self.size.height)
         self._cache_key = key
         cost = time.thread_time() - started
         self.spent += cost
         self.cost_estimate = cost if self.builds == 0 else 0.7 * self.cost_estimate + 0.3 * cost
         self.builds += 1
         return self._cached
+
+    def _build(self, width: int, height: int) -> list[Strip]:
+        """Lay the plot out with plotext and read its character matrix straight into strips.
+
+        Going through plotext's ANSI text (build() -> Text.from_ansi -> Textual content) cost more than
+        plotting itself; the matrix holds the same characters and colours."""
+        if width < 4 or height < 2:
+            return [Strip.blank(width, self.rich_style) for _ in range(max(height, 0))]
+        plt = self.plt
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        self._fill()
+        plt._set_sizes()
+        plt._build_matrix()
+        matrix = plt.monitor.matrix
+        base = self.rich_style
+        styles: dict = {}
+        strips = []
+        for row in range(matrix.rows - 1, -1, -1):
+            markers, colors = matrix.marker[row], matrix.fullground[row]
+            segments = []
+            start = 0
+            for col in range(1, len(markers) + 1):
+                if col == len(markers) or colors[col] != colors[start]:
+                    style = styles.get(colors[start])
+                    if style is None:
+                        style = styles[colors[start]] = base + _rich_style(colors[start])
+                    segments.append(Segment("".join(markers[start:col]), style))
+                    start = col
+            strips.append(Strip(segments, len(markers)).adjust_cell_length(width, base))
+        while len(strips) < height:
+            strips.append(Strip.blank(width, base))
+        return strips[:height]
 
     def _x_window(self) -> tuple[float, float] | None:
         lo = hi = None
@@ -257,54 +306,56 @@ class MetricChart(PlotextPlot):
 
 @dataclass
 class RedrawBudget:
-    """A token bucket of seconds the UI may spend building charts while the trainer is running."""
+    """A token bucket of the UI thread's CPU time while the trainer runs.
 
-    share: float = 0.04  # fraction of wall time
-    burst: float = 0.08  # seconds that may be spent at once after a quiet spell
-    tokens: float = 0.08
-    last: float = field(default_factory=time.monotonic)
+    Everything the UI thread does is charged (draining telemetry, the progress line, compositing, chart
+    builds), since every CPU second it takes is one the trainer thread may have waited for; only chart
+    redraws are optional, so they spend whatever the rest leaves of `share`."""
 
-    def refill(self, now: float, limited: bool) -> None:
-        if not limited:
+    share: float = 0.05  # target: UI thread CPU seconds per wall second while training
+    burst: float = 0.05  # seconds that may be spent at once after a quiet spell
+    tokens: float = 0.05
+    last_wall: float | None = None
+    last_cpu: float | None = None
+
+    def update(self, now: float, cpu: float, limited: bool) -> None:
+        if self.last_wall is None or not limited:
             self.tokens = self.burst
         else:
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.share)
-        self.last = now
-
-    def charge(self, seconds: float) -> None:
-        """Spend; a debt is capped so one slow build (a resize) can't freeze the charts for long."""
-        self.tokens = max(-self.burst, self.tokens - seconds)
+            spent = cpu - self.last_cpu
+            self.tokens = min(self.burst, self.tokens + (now - self.last_wall) * self.share - spent)
+            self.tokens = max(-self.burst, self.tokens)  # one slow frame can't freeze the charts for long
+        self.last_wall, self.last_cpu = now, cpu
 
 
 class RedrawScheduler:
-    """Decides, once per UI tick, which charts to rebuild."""
+    """Decides, once per UI tick, which charts to rebuild: visible ones with new data, stalest first."""
+
+    # Redrawing a chart costs about this much more than building it (compositing and output).
+    COMPOSITE_FACTOR = 2.0
 
     def __init__(self, charts: list[MetricChart], budget: RedrawBudget | None = None,
-                 min_interval: float = 0.25):
+                 min_interval: float = 0.25, max_stale: float = 5.0):
         self.charts = charts
         self.budget = budget or RedrawBudget()
         self.min_interval = min_interval
+        self.max_stale = max_stale  # a visible chart with new data waits at most this long, budget or not
         self.redraws = 0
-        self._charged = 0.0
 
-    def tick(self, limited: bool, now: float | None = None) -> list[MetricChart]:
-        """Redraw what is due; `limited` is True while training runs (the budget applies)."""
+    def tick(self, limited: bool, now: float | None = None, cpu: float | None = None) -> list[MetricChart]:
+        """Redraw what is due; `limited` is True while training runs (then the budget applies)."""
         now = time.monotonic() if now is None else now
         budget = self.budget
-        # Charge what the builds since the last tick really cost (resizes included).
-        spent = sum(chart.spent for chart in self.charts)
-        budget.refill(now, limited)
-        if limited:
-            budget.charge(spent - self._charged)
-        self._charged = spent
+        budget.update(now, time.thread_time() if cpu is None else cpu, limited)
         due = [c for c in self.charts if c.dirty and c.is_on_screen and now - c.last_redraw >= self.min_interval]
         due.sort(key=lambda c: (c.last_redraw + 0.5 * c.priority, c.priority))
         drawn = []
         planned = 0.0
         for chart in due:
-            if limited and budget.tokens - planned <= 0:
-                break
-            planned += chart.cost_estimate
+            overdue = now - chart.last_redraw >= self.max_stale
+            if limited and budget.tokens - planned <= 0 and not overdue:
+                continue
+            planned += chart.cost_estimate * self.COMPOSITE_FACTOR
             chart.redraw()
             drawn.append(chart)
         self.redraws += len(drawn)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
@@ -76,18 +73,19 @@ class RunProgress(Widget):
         return True
 
     def render(self):
+        """Plain Text with a hand-drawn bar: this repaints at the drain rate, so it stays cheap."""
         status, step, total, epoch, elapsed, eta, rate, metrics = self._last_text or self.summary()
-        bar = ProgressBar(total=max(total, 1), completed=min(step, total), width=None,
-                          complete_style=STATUS_COLOR.get(status, "green3"), finished_style="green3")
-        top = Table.grid(expand=True, padding=(0, 1))
-        top.add_column(width=12)
-        top.add_column(ratio=1)
-        top.add_column(justify="right", no_wrap=True)
-        top.add_row(Text(f" {status.upper()} ", style=f"bold reverse {STATUS_COLOR.get(status, 'white')}"), bar,
-                    Text(f"step {step:,}/{total:,}  {min(step, total) / max(total, 1):.0%}", style="bold"))
+        color = STATUS_COLOR.get(status, "white")
+        fraction = min(step, total) / max(total, 1)
+        badge = f" {status.upper()} ".ljust(13)
+        right = f" step {step:,}/{total:,}  {fraction:.0%}"
+        width = max(10, self.size.width - len(badge) - len(right) - 1)
+        filled = int(round(fraction * width))
+        top = Text.assemble((badge, f"bold reverse {color}"), " ", ("━" * filled, color),
+                            ("━" * (width - filled), "grey30"), (right, "bold"), no_wrap=True, overflow="crop")
         details = Text.assemble(
             ("epoch ", "dim"), f"{epoch:.2f}", ("   elapsed ", "dim"), elapsed, ("   ETA ", "dim"),
-            eta if status not in ("paused",) else "paused", ("   ", ""), (rate, "cyan"), ("   ", ""), metrics,
+            eta if status != "paused" else "paused", "   ", (rate, "cyan"), "   ", metrics,
             no_wrap=True, overflow="ellipsis",
         )
-        return Group(top, details)
+        return Text("\n").join([top, details])

@@ -1,0 +1,182 @@
+"""Training throughput with the live dashboard vs the same run headless, and the TUI's first frame.
+
+Each pair runs `workbench train P` and `workbench tui --preset P --start` (in a real terminal: a tmux
+pane of the given size) back to back, alternating which goes first, and reads each run's loop-only
+`steps_per_second` from the run store, and the share of wall time the TUI's UI (main) thread spent on
+the CPU while the run trained (what the dashboard takes from the trainer). Pairs are alternated and their medians compared, because other
+work on the machine moves absolute numbers. The first frame is the time from launching `workbench` to
+the presets screen appearing in the pane.
+
+    .venv/bin/python benchmarks/tui_vs_headless.py --pairs 5 --steps 6000
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORKBENCH = [sys.executable, "-m", "workbench"]
+
+
+def headless(preset: str, sets: list[str], runs_dir: Path) -> float:
+    args = [*WORKBENCH, "train", preset, "--json", "--runs-dir", str(runs_dir)]
+    for item in sets:
+        args += ["--set", item]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=runs_dir.parent, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"headless run failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)["throughput"]["steps_per_second"]
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def tui(preset: str, sets: list[str], runs_dir: Path, size: tuple[int, int], timeout: float = 1800) -> dict:
+    """Run the TUI with --start in a tmux pane until the run ends; its steps/s and the dashboard's own figures."""
+    session = f"wbbench{os.getpid()}"
+    command = [*WORKBENCH, "tui", "--preset", preset, "--start", "--runs-dir", str(runs_dir)]
+    for item in sets:
+        command += ["--set", item]
+    shell = " ".join(_quote(part) for part in command)
+    _tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), "-c", str(runs_dir.parent),
+          f"{shell}; sleep 600")
+    try:
+        started = time.monotonic()
+        before = {r["run_id"] for r in _all_runs(runs_dir)}
+        run = None
+        ui_start = ui_end = None
+        while time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            fresh = [r for r in _all_runs(runs_dir) if r["run_id"] not in before]
+            if fresh and ui_start is None:
+                ui_start = _ui_thread_cpu(session)
+            if fresh and fresh[0]["status"] not in ("running",):
+                ui_end = _ui_thread_cpu(session)
+                run = fresh[0]
+                break
+        if run is None:
+            raise RuntimeError("the TUI run did not finish in time")
+        screen = _tmux("capture-pane", "-p", "-t", session)
+        _tmux("send-keys", "-t", session, "q")
+        time.sleep(0.5)
+    finally:
+        _tmux("kill-session", "-t", session)
+    show = subprocess.run([*WORKBENCH, "show", run["run_id"], "--json", "--runs-dir", str(runs_dir)],
+                          capture_output=True, text=True)
+    summary = json.loads(show.stdout)
+    ui_share = None
+    if ui_start and ui_end and ui_end[1] > ui_start[1]:
+        ui_share = (ui_end[0] - ui_start[0]) / (ui_end[1] - ui_start[1])
+    return {"steps_per_second": summary["throughput"]["steps_per_second"], "status": summary["status"],
+            "charts_on_screen": "loss" in screen and "grad norm" in screen, "ui_thread_cpu_share": ui_share}
+
+
+def _ui_thread_cpu(session: str) -> tuple[float, float] | None:
+    """(CPU seconds of the TUI's main thread, wall clock): the UI thread is the process's main thread."""
+    pane_pid = _tmux("list-panes", "-t", session, "-F", "#{pane_pid}").strip()
+    children = subprocess.run(["pgrep", "-P", pane_pid], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks, time.monotonic()
+    return None
+
+
+def _all_runs(runs_dir: Path) -> list[dict]:
+    if not (runs_dir / "workbench.db").exists():
+        return []
+    done = subprocess.run([*WORKBENCH, "runs", "--json", "--runs-dir", str(runs_dir)], capture_output=True, text=True)
+    return json.loads(done.stdout) if done.returncode == 0 else []
+
+
+def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) -> float:
+    """Seconds from launching `workbench` until the presets table is on screen."""
+    session = f"wbframe{os.getpid()}"
+    shell = " ".join(_quote(p) for p in [*WORKBENCH, "tui", "--runs-dir", str(runs_dir)])
+    started = time.monotonic()
+    _tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), "-c", str(runs_dir.parent),
+          f"{shell}; sleep 60")
+    try:
+        while time.monotonic() - started < timeout:
+            if "mlp-quadrants" in _tmux("capture-pane", "-p", "-t", session):
+                return time.monotonic() - started
+            time.sleep(0.02)
+        raise RuntimeError("no first frame")
+    finally:
+        _tmux("send-keys", "-t", session, "q")
+        time.sleep(0.3)
+        _tmux("kill-session", "-t", session)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="mlp-quadrants")
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--size", default="120x40", help="terminal size for the TUI, WxH")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="extra preset overrides")
+    parser.add_argument("--frames", type=int, default=3, help="first-frame measurements")
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        print(json.dumps({"error": "tmux is needed to run the TUI in a real terminal"}))
+        return 2
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    sets = [f"train.max_steps={args.steps}", "train.eval_every=1000", *args.sets]
+    work = Path(tempfile.mkdtemp(prefix="wb-bench-"))
+    runs_dir = work / "runs"
+    runs_dir.mkdir()
+    os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))
+    headless_rates, tui_rates, ratios, frames, ui_shares = [], [], [], [], []
+    charts_seen = True
+    try:
+        for pair in range(args.pairs):
+            if pair % 2 == 0:
+                h = headless(args.preset, sets, runs_dir)
+                t = tui(args.preset, sets, runs_dir, size)
+            else:
+                t = tui(args.preset, sets, runs_dir, size)
+                h = headless(args.preset, sets, runs_dir)
+            headless_rates.append(round(h, 1))
+            tui_rates.append(round(t["steps_per_second"], 1))
+            ratios.append(round(t["steps_per_second"] / h, 3))
+            charts_seen = charts_seen and t["charts_on_screen"]
+            if t["ui_thread_cpu_share"] is not None:
+                ui_shares.append(round(t["ui_thread_cpu_share"], 4))
+            print(f"pair {pair + 1}: headless {h:.0f} steps/s, tui {t['steps_per_second']:.0f} steps/s, "
+                  f"ratio {ratios[-1]:.3f}", file=sys.stderr)
+        for _ in range(args.frames):
+            frames.append(round(first_frame(size, runs_dir), 3))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({
+        "preset": args.preset, "steps": args.steps, "terminal": args.size, "pairs": args.pairs,
+        "headless_steps_per_s": headless_rates, "tui_steps_per_s": tui_rates, "ratios": ratios,
+        "ratio_median": statistics.median(ratios), "headless_median": statistics.median(headless_rates),
+        "tui_median": statistics.median(tui_rates), "charts_on_screen": charts_seen,
+        "ui_thread_cpu_share": ui_shares,
+        "first_frame_s": frames, "first_frame_median_s": statistics.median(frames) if frames else None,
+        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
