@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detach", action="store_true",
                        help="train in a background process that outlives this terminal; prints the run id")
     train.add_argument("--run-id", help=argparse.SUPPRESS)  # set by --detach for the background process
+    train.add_argument("--sweep", action="append", default=[], metavar="K=V1,V2,...",
+                       help="train once per value (several --sweep: every combination), then compare")
     runs_dir(train)
 
     lr_find = sub.add_parser("lr-find", help="sweep the learning rate on a fresh model and suggest one")
@@ -83,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="ask a running run (any process) to checkpoint and stop")
     stop.add_argument("run_id")
     runs_dir(stop)
+
+    compare = sub.add_parser("compare", help="compare two or more runs side by side")
+    compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    compare.add_argument("--json", action="store_true")
+    compare.add_argument("--baseline", metavar="RUN_ID", help="show deltas against this run (default: the first)")
+    compare.add_argument("--target-val-loss", type=float, default=None,
+                         help="also report the step and time at which each run reached this val loss")
+    runs_dir(compare)
+
+    export = sub.add_parser("export", help="export a run's metrics (csv, jsonl or tensorboard)")
+    export.add_argument("run_id")
+    export.add_argument("--format", choices=["csv", "jsonl", "tensorboard"], default="csv")
+    export.add_argument("--output", type=Path, default=None, help="file (csv/jsonl) or folder (tensorboard)")
+    runs_dir(export)
 
     control = sub.add_parser("control", help="steer a running run in any process")
     control.add_argument("run_id")
@@ -141,7 +157,13 @@ def cmd_train(args) -> int:
     if args.resume and args.preflight:
         raise UsageError("workbench train: --preflight checks a preset before a new run, not a resumed one")
     if args.detach:
+        if args.sweep:
+            raise UsageError("workbench train: --detach and --sweep cannot be combined")
         return launch_detached(args)
+    if args.sweep:
+        if args.resume:
+            raise UsageError("workbench train: --sweep needs a preset, not --resume")
+        return run_sweep(args)
     if args.resume:
         store = _store(args)
         run = store.get_run(args.resume)
@@ -166,6 +188,47 @@ def cmd_train(args) -> int:
         store = _store(args)
         return run_headless(preset, store, args.json, preflight=preflight, run_id=args.run_id)
     return run_headless(preset, store, args.json, resume_run_id=args.resume)
+
+
+def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
+    """`--sweep optim.lr=1e-4,3e-4` (repeatable) -> one list of --set overrides per combination."""
+    import itertools
+
+    axes = []
+    for sweep in sweeps:
+        key, sep, values = sweep.partition("=")
+        items = [v.strip() for v in values.split(",")] if sep else []
+        if not key.strip() or not items or any(not v for v in items):
+            raise UsageError(f"workbench train: --sweep {sweep!r}: expected section.key=value1,value2,...")
+        axes.append([f"{key.strip()}={value}" for value in items])
+    return [list(combo) for combo in itertools.product(*axes)]
+
+
+def run_sweep(args) -> int:
+    """Validate every combination first (nothing runs if one is bad), then train them one after another."""
+    from workbench.builders import check_preset
+    from workbench.compare import compare_runs, format_comparison
+    from workbench.presets import load_preset
+
+    combos = sweep_overrides(args.sweep)
+    presets = []
+    for combo in combos:
+        preset = load_preset(args.preset, [*args.overrides, *combo])
+        check_preset(preset)
+        presets.append((combo, preset))
+    store = _store(args)
+    run_ids, codes = [], []
+    for index, (combo, preset) in enumerate(presets, 1):
+        print(f"sweep {index}/{len(presets)}: {' '.join(combo)}", file=sys.stderr)
+        code = run_headless(preset, store, as_json=False, quiet=True)
+        codes.append(code)
+        run_ids.append(store.list_runs(1)[0]["run_id"])
+    comparison = compare_runs(store, run_ids) if len(run_ids) > 1 else None
+    if args.json:
+        print(json.dumps(finite_json(comparison or {"runs": run_ids}), default=_json_default))
+    elif comparison:
+        print(format_comparison(comparison))
+    return max(codes, key=lambda c: (c != EXIT_OK, c))
 
 
 def launch_detached(args) -> int:
@@ -263,7 +326,7 @@ def cmd_lr_find(args) -> int:
 
 
 def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
-                 preflight: list[dict] | None = None, run_id: str | None = None) -> int:
+                 preflight: list[dict] | None = None, run_id: str | None = None, quiet: bool = False) -> int:
     from workbench.diagnostics import default_callbacks
     from workbench.progress import ProgressReporter
     from workbench.summary import run_summary
@@ -306,7 +369,7 @@ def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
         summary["preflight"] = preflight
     if as_json:
         print(json.dumps(finite_json(summary), default=_json_default))
-    else:
+    elif not quiet:
         _print_summary(summary, sys.stdout)
     return STATUS_EXIT.get(result.status, EXIT_FAILED)
 
@@ -417,6 +480,25 @@ def cmd_stop(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    from workbench.compare import compare_runs, format_comparison
+
+    comparison = compare_runs(_store(args), args.run_ids, args.target_val_loss, args.baseline)
+    if args.json:
+        print(json.dumps(finite_json(comparison), default=_json_default))
+    else:
+        print(format_comparison(comparison))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from workbench.export import export_run
+
+    count, where = export_run(_store(args), args.run_id, args.format, args.output, sys.stdout)
+    print(f"exported {count:,} records to {where}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_control(args) -> int:
     store = _store(args)
     run = store.get_run(args.run_id)
@@ -454,4 +536,6 @@ COMMANDS = {
     "show": cmd_show,
     "stop": cmd_stop,
     "control": cmd_control,
+    "compare": cmd_compare,
+    "export": cmd_export,
 }

@@ -149,6 +149,7 @@ class Trainer:
         self._first_step = 0
         self._peak_memory: float | None = None
         self._flush_diverged = False
+        self._elapsed_before = 0.0
 
     # -- control, safe from any thread --------------------------------------------------------
     def pause(self) -> None:
@@ -325,6 +326,7 @@ class Trainer:
         self.best_val_loss = state.get("best_val_loss")
         self._evals_since_best = int(state.get("evals_since_best", 0))
         self._samples_seen = int(state.get("samples_seen", 0))
+        self._elapsed_before = float(state.get("elapsed", 0.0))
         self._checkpoints = [Path(c["path"]) for c in reversed(usable) if c["kind"] != "best"]
 
     def _finish(self, status: str, reason: str | None = None, trace: str | None = None) -> RunResult:
@@ -406,7 +408,7 @@ class Trainer:
         self._window_time = time.perf_counter()
         self._last_poll = self._last_heartbeat = time.monotonic()
         self._peak_memory = None
-        loop_started = time.perf_counter()
+        loop_started = self._loop_started_at = time.perf_counter()
         paused_seconds = 0.0
         status, reason, trace = "completed", None, None
         try:
@@ -487,6 +489,10 @@ class Trainer:
             except Exception as error:
                 status, reason, trace = "failed", f"final checkpoint failed: {error}", traceback.format_exc()
         return self._finish(status, reason, trace)
+
+    def _elapsed(self) -> float:
+        started = getattr(self, "_loop_started_at", None)
+        return self._elapsed_before + (time.perf_counter() - started if started is not None else 0.0)
 
     def _timed(self, work) -> float:
         started = time.perf_counter()
@@ -596,6 +602,8 @@ class Trainer:
         for group in self.optimizer.param_groups[1:]:
             extra[f"lr/{group.get('name', 'group')}"] = float(group["lr"])
         extra["epoch"] = self.train_source.order.epoch + self.train_source.order.position / self.train_source.order.size
+        extra["time_s"] = self._elapsed()  # wall time since the run started (for x = time and time-to-target)
+        extra["samples_seen"] = float(self._samples_seen)
         rows += [(step, name, value) for name, value in extra.items()]
         self.last_train_loss = sum(losses) / n
         batch = TelemetryBatch(step=step, elapsed=time.time(), rows=rows, epoch=extra["epoch"])
@@ -832,6 +840,7 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "evals_since_best": self._evals_since_best,
             "samples_seen": self._samples_seen,
+            "elapsed": self._elapsed(),
         }
         folder = self.checkpoint_dir()
         path = folder / ("best.pt" if kind == "best" else f"step-{self.step:09d}.pt")
