@@ -411,6 +411,8 @@ class Trainer:
         loop_started = self._loop_started_at = time.perf_counter()
         paused_seconds = 0.0
         status, reason, trace = "completed", None, None
+        on_cpu = self.device.type == "cpu"
+        self.model.train()  # once here; evaluation puts it back (a per-step call walks every module)
         try:
             while self.step < max_steps:
                 if not self._commands.empty():
@@ -420,11 +422,11 @@ class Trainer:
                 if probing:
                     for callback in self.callbacks:
                         callback.on_probe_start(self, step)
-                self.model.train()
+                    self.model.train()
                 batch = None
                 loss_sum = None
                 for _ in range(accum):
-                    batch = to_device(source.next(), self.device, non_blocking=True)
+                    batch = source.next() if on_cpu else to_device(source.next(), self.device, non_blocking=True)
                     x, y = split_batch(batch)
                     with self._autocast():
                         loss, _ = self._forward_loss(x, y)
@@ -770,6 +772,8 @@ class Trainer:
                 abs_err += float((logits.reshape(y.shape) - y).abs().sum())
                 err_n += y.numel()
         if not total_n:
+            model.train()
+            self.model.train()
             return {}
         metrics = {"val_loss": total_loss / total_n}
         if counted:
@@ -796,6 +800,8 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_batch(self, TelemetryBatch(step=step, elapsed=time.time(), rows=rows))
             callback.on_eval(self, step, metrics)
+        model.train()
+        self.model.train()
         if task == "language_modeling":
             self._sample(step)
         if improved:

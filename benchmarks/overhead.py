@@ -1,0 +1,152 @@
+"""Telemetry + diagnostics overhead: our headless Trainer vs the plain loop a user would write by hand.
+
+Both train the same model on the same data with the same optimizer, schedule, clipping and batch size,
+on one intra-op thread, in this process, alternating which goes first. Steps/s come from the
+difference of a short and a long run, so set-up, the final eval and the final checkpoint cancel. The
+figure is the median over pairs of (ours / bare).
+
+    .venv/bin/python -m benchmarks.overhead --preset mlp-quadrants --pairs 5
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from workbench.builders import build_data, build_model
+from workbench.diagnostics import default_callbacks
+from workbench.presets import load_preset
+from workbench.store import RunStore
+from workbench.training.batches import split_batch
+from workbench.training.engine import Trainer, seed_everything
+from workbench.training.losses import build_loss
+from workbench.training.optim import build_optimizer, build_scheduler
+
+
+def bare_loop_seconds(preset, steps: int) -> float:
+    """The loop a practitioner writes: batches, forward, loss, backward, clip, step, schedule."""
+    seed_everything(preset.train.seed)
+    data = build_data(preset)
+    model = build_model(preset, data.info)
+    optimizer = build_optimizer(model, preset.optim)
+    scheduler = build_scheduler(optimizer, preset.schedule, preset.train.max_steps)
+    loss_fn = build_loss(preset.train)
+    clip = preset.train.grad_clip
+    batch_size = preset.train.batch_size
+    train = data.train
+    model.train()
+    started = time.perf_counter()
+    if isinstance(train, TensorDataset):
+        xs, ys = train.tensors
+        n = len(train)
+        perm, position = torch.randperm(n), 0
+        for _ in range(steps):
+            if position + batch_size > n:
+                perm, position = torch.randperm(n), 0
+            index = perm[position : position + batch_size]
+            position += batch_size
+            loss = loss_fn(model(xs[index]), ys[index])
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+    else:
+        loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=data.info.collate)
+        done = 0
+        while done < steps:
+            for batch in loader:
+                x, y = split_batch(batch)
+                output = model(**x) if isinstance(x, dict) else model(x)
+                loss = loss_fn(getattr(output, "logits", output), y)
+                loss.backward()
+                if clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                done += 1
+                if done >= steps:
+                    break
+    return time.perf_counter() - started
+
+
+def ours_seconds(preset, steps: int, runs_dir: Path) -> float:
+    """Wall time of Trainer.run() with the store, telemetry and diagnostics on (set-up included)."""
+    preset = preset.model_copy(update={"train": preset.train.model_copy(update={"max_steps": steps})})
+    store = RunStore(runs_dir)
+    trainer = Trainer(preset, store, callbacks=default_callbacks(preset))
+    started = time.perf_counter()
+    result = trainer.run()
+    elapsed = time.perf_counter() - started
+    store.close()
+    if result.status != "completed":
+        raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
+    return elapsed
+
+
+def rate(short_steps: int, short_s: float, long_steps: int, long_s: float) -> float:
+    return (long_steps - short_steps) / max(1e-9, long_s - short_s)
+
+
+def measure(preset_name: str, pairs: int, short: int, long: int, overrides: list[str]) -> dict:
+    torch.set_num_threads(1)
+    base = load_preset(preset_name, ["train.eval_every=0", "train.threads=1", *overrides])
+    preset_long = base.model_copy(update={"train": base.train.model_copy(update={"max_steps": long})})
+    ratios, ours_rates, bare_rates = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in range(pairs):
+            order = ("bare", "ours") if pair % 2 == 0 else ("ours", "bare")
+            results = {}
+            for which in order:
+                if which == "bare":
+                    # The bare loop has no set-up to cancel; time its steps directly at the same lengths.
+                    results["bare"] = rate(short, bare_loop_seconds(preset_long, short), long,
+                                           bare_loop_seconds(preset_long, long))
+                else:
+                    folder = Path(tmp) / f"pair{pair}"
+                    results["ours"] = rate(short, ours_seconds(preset_long, short, folder / "s"), long,
+                                           ours_seconds(preset_long, long, folder / "l"))
+            ours_rates.append(results["ours"])
+            bare_rates.append(results["bare"])
+            ratios.append(results["ours"] / results["bare"])
+            print(f"  {preset_name} pair {pair + 1}/{pairs}: bare {results['bare']:.0f} steps/s, ours "
+                  f"{results['ours']:.0f} steps/s, ratio {ratios[-1]:.3f}", file=sys.stderr)
+    return {
+        "benchmark": "overhead",
+        "preset": preset_name,
+        "pairs": pairs,
+        "short_steps": short,
+        "long_steps": long,
+        "bare_steps_per_s_median": statistics.median(bare_rates),
+        "ours_steps_per_s_median": statistics.median(ours_rates),
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "goal": 0.97,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="mlp-quadrants")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--short", type=int, default=200)
+    parser.add_argument("--long", type=int, default=1200)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.preset, args.pairs, args.short, args.long, args.overrides)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
