@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # Per-step values kept for the curve detectors (older steps are dropped).
 HISTORY_STEPS = 4000
+# The starting loss of a fresh run: the mean over its first steps (one batch alone is noisy).
+START_STEPS = 5
 
 
 @dataclass
@@ -53,7 +55,7 @@ class History:
         self.evals: list[EvalPoint] = []
         self.first_step: int | None = None
         self.first_loss: float | None = None  # the loss at step 0 of a fresh run
-        self.start_loss: float | None = None  # mean loss of the first window of a fresh run
+        self.start_loss: float | None = None  # mean loss of the first START_STEPS steps of a fresh run
         self.min_block_loss: float | None = None
 
     def add_rows(self, rows: list[tuple[int, str, float]]) -> int:
@@ -76,8 +78,8 @@ class History:
             self.grad_norm.append(values.get("grad_norm", math.nan))
             self.lr.append(values.get("lr", math.nan))
             added += 1
-        if self.start_loss is None and self.first_step == 0 and len(self.loss) >= 10:
-            first = np.asarray(self.loss[:25])
+        if self.start_loss is None and self.first_step == 0 and len(self.loss) >= START_STEPS:
+            first = np.asarray(self.loss[:START_STEPS])
             first = first[np.isfinite(first)]
             if first.size:
                 self.start_loss = float(first.mean())

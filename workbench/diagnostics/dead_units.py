@@ -20,7 +20,7 @@ from workbench.diagnostics.base import Detector, RunContext
 # Flag a layer when at least this fraction of its units never fired over the window.
 DEAD_FRACTION = 0.5
 # Rows (samples x positions) a window must hold before units are judged.
-MIN_SAMPLES = 256
+MIN_SAMPLES = 64
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
                  nn.modules.pooling._AvgPoolNd)

@@ -2,7 +2,10 @@
 
 Exploding (any of):
 - spike: a step's global gradient norm (before clipping) above SPIKE_FACTOR x the median of the previous
-  up to RUNNING_WINDOW steps (at least MIN_HISTORY of them); CRITICAL_SPIKE_FACTOR makes it critical;
+  up to RUNNING_WINDOW steps and above PEAK_FACTOR x the highest typical (per-flush median) norm seen so
+  far, while the flushed window's own median stays below SHIFT_FACTOR x the running median (an isolated
+  spike, not a change of level). Judged only after warmup plus MIN_HISTORY steps: early training
+  legitimately changes the gradient scale fast, and late in a run tiny norms make big ratios of little;
 - growth: the median norm of the last GROWTH_WINDOW steps above GROWTH_FACTOR x the median of the first
   GROWTH_WINDOW steps after warmup;
 - clipping active most steps: with train.grad_clip on, the norm exceeded the clip on CLIPPED_FRACTION
@@ -25,7 +28,8 @@ import numpy as np
 from workbench.diagnostics.base import Detector, RunContext, fmt
 
 SPIKE_FACTOR = 10.0
-CRITICAL_SPIKE_FACTOR = 100.0
+PEAK_FACTOR = 2.0
+SHIFT_FACTOR = 3.0
 RUNNING_WINDOW = 500
 MIN_HISTORY = 50
 GROWTH_WINDOW = 100
@@ -52,8 +56,8 @@ class ExplodingGradientsDetector(Detector):
     name = "exploding_gradients"
 
     def __init__(self):
-        self.checked_upto = -1
         self.baseline: float | None = None
+        self.peak_median = 0.0
         self.clip_reported_at = -10**9
 
     def after_flush(self, ctx: RunContext, added: int) -> None:
@@ -61,20 +65,26 @@ class ExplodingGradientsDetector(Detector):
         norms = history.recent("grad_norm", RUNNING_WINDOW + added)
         previous, new = norms[:-added], norms[-added:]
         previous = previous[np.isfinite(previous)]
-        if previous.size >= MIN_HISTORY:
+        finite_new = new[np.isfinite(new)]
+        peak = self.peak_median
+        if finite_new.size:
+            self.peak_median = max(self.peak_median, float(np.median(finite_new)))
+        settled = history.steps[-1] >= (history.first_step or 0) + ctx.preset.schedule.warmup_steps + MIN_HISTORY
+        if previous.size >= MIN_HISTORY and settled:
             median = float(np.median(previous))
-            if median > 0:
+            # Isolated spikes only: a window whose typical norm also moved is a level shift (see growth).
+            if median > 0 and finite_new.size and float(np.median(finite_new)) < SHIFT_FACTOR * median:
                 ratios = new / median
                 worst = int(np.nanargmax(np.where(np.isfinite(ratios), ratios, -np.inf)))
-                if np.isfinite(ratios[worst]) and ratios[worst] >= SPIKE_FACTOR:
+                if (np.isfinite(ratios[worst]) and ratios[worst] >= SPIKE_FACTOR
+                        and new[worst] >= PEAK_FACTOR * peak):
                     step = history.steps[-added + worst]
-                    severity = "critical" if ratios[worst] >= CRITICAL_SPIKE_FACTOR else "warning"
                     spikes = int(np.sum(ratios >= SPIKE_FACTOR))
                     ctx.report("exploding_gradients", step, f"gradient norm {fmt(float(new[worst]))} at step "
                                f"{step:,} is {ratios[worst]:.0f}x its running median ({fmt(median)})", {
                                    "grad_norm": float(new[worst]), "running_median": median,
                                    "ratio": float(ratios[worst]), "spikes_in_window": spikes,
-                               }, severity=severity)
+                               })
         self._growth(ctx)
         self._clipping(ctx)
 
@@ -166,8 +176,9 @@ class VanishingGradientsDetector(Detector):
         evidence = {"early_median": early_median, "late_median": late_median, "grad_norms": dict(layers)}
         if late_median > 0 and early_median * LAYER_RATIO < late_median:
             name, value = next(((n, v) for n, v in layers if v * LAYER_RATIO < late_median), early[0])
-            ctx.report("vanishing_gradients", step, f"`{name}` gets a gradient norm of {fmt(value)}, "
-                       f"{late_median / max(value, 1e-300):.2g}x smaller than the last layers' ({fmt(late_median)})",
+            size = (f"a gradient norm of {fmt(value)}, {late_median / value:.2g}x smaller than" if value > 0
+                    else "no gradient at all (norm 0), against")
+            ctx.report("vanishing_gradients", step, f"`{name}` gets {size} the last layers' ({fmt(late_median)})",
                        {**evidence, "layer_grad_norm": value}, layer=name)
         elif persistent:
             name = persistent[0]

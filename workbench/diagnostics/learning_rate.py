@@ -3,7 +3,8 @@
 A healthy step changes each layer's weights by roughly 1e-3 of their norm. On every probe (after the
 first step, whose Adam update is unrepresentative) the median of the per-layer ratios |dW|/|W| is
 projected to the schedule's peak LR (ratio x peak LR / LR at that step), so warmup and decay do not
-count against the configured value.
+count against the configured value. Layers that got (almost) no gradient are left out: they move only
+by weight decay, which says nothing about the LR.
 
 Too high (any of): the projected median ratio above HIGH_RATIO on two probes in a row; or the
 training loss climbing back above RISE_FACTOR x its scale (the loss at the start or the loss of a
@@ -30,10 +31,16 @@ SLOW_STEPS = 300
 SLOW_PROGRESS = 0.2
 RISE_FACTOR = 1.5
 BLOCK = 20
+# Layers whose gradient is below this fraction of the largest layer's are left out of the median.
+ZERO_GRAD = 1e-6
 
 
-def median_update_ratio(ratios: dict[str, float]) -> float | None:
-    values = [v for v in ratios.values() if math.isfinite(v) and v > 0]
+def median_update_ratio(ratios: dict[str, float], grad_norms: dict[str, float] | None = None) -> float | None:
+    """Median |dW|/|W| over the layers that got a gradient (a dead layer only moves by weight decay)."""
+    grads = grad_norms or {}
+    largest = max((g for g in grads.values() if math.isfinite(g)), default=0.0)
+    values = [v for layer, v in ratios.items() if math.isfinite(v) and v > 0
+              and grads.get(layer, largest) > ZERO_GRAD * largest]
     return float(np.median(values)) if values else None
 
 
@@ -51,7 +58,7 @@ class LearningRateDetector(Detector):
 
     def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
         lr = self.lr_at.get(step, ctx.current_lr())
-        median = median_update_ratio(probe.get("update_ratios", {}))
+        median = median_update_ratio(probe.get("update_ratios", {}), probe.get("grad_norms", {}))
         history = ctx.history
         if median is None or lr <= 0 or step == (history.first_step if history.first_step is not None else 0):
             return
@@ -62,8 +69,11 @@ class LearningRateDetector(Detector):
         self.high_streak = self.high_streak + 1 if projected > HIGH_RATIO else 0
         self.low_streak = self.low_streak + 1 if projected < LOW_RATIO else 0
         if self.high_streak >= 2:
+            decay = base * ctx.preset.optim.weight_decay
+            note = (f"; weight decay alone shrinks them by LR x weight_decay = {decay:.0%} per step"
+                    if decay >= 0.5 * projected else "")
             ctx.report("lr_too_high", step, f"each step changes the weights by {projected:.1%} of their norm at the "
-                       f"peak LR {fmt(base)} (median over layers; ~0.1% is typical)", evidence)
+                       f"peak LR {fmt(base)} (median over layers; ~0.1% is typical){note}", evidence)
         elif self.low_streak >= 2:
             ctx.report("lr_too_low", step, f"each step changes the weights by only {projected:.1e} of their norm at "
                        f"the peak LR {fmt(base)} (median over layers; ~1e-3 is typical)", evidence)
@@ -99,6 +109,6 @@ class LearningRateDetector(Detector):
             return
         self.rise_reported_at = step
         ctx.report("lr_too_high", step, f"the loss climbed to {fmt(level)} (mean of the last {BLOCK} steps), "
-                   f"{level / scale:.1f}x its starting scale {fmt(scale)}: it is exploding", {
+                   f"{fmt(level / scale)}x its starting scale {fmt(scale)}: it is exploding", {
                        "recent_loss": level, "scale": scale, "lr": ctx.current_lr(),
                    })

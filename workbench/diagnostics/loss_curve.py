@@ -5,7 +5,7 @@ the target variance for MSE) or the loss over the first steps, whichever is larg
 models, the first steps' loss: they start far below chance).
 
 Plateau: the mean loss over the last WINDOW steps improved by less than MIN_IMPROVEMENT (relative) on
-the WINDOW steps before, while the loss is still at least HIGH_FRACTION of its scale, and the LR
+the WINDOW steps before, and rose by less than MAX_RISE (a rising loss is not flat: see lr_too_high), while the loss is still at least HIGH_FRACTION of its scale, and the LR
 schedule has not already decayed below LR_DECAYED of its peak (a flat tail there is expected). It is a
 warning when the loss never really left its starting level (within STUCK_FRACTION), info otherwise.
 
@@ -25,6 +25,7 @@ from workbench.diagnostics.base import Detector, RunContext, fmt
 
 WINDOW = 200
 MIN_IMPROVEMENT = 0.01
+MAX_RISE = 0.05
 HIGH_FRACTION = 0.5
 STUCK_FRACTION = 0.9
 LR_DECAYED = 0.1
@@ -64,7 +65,7 @@ class PlateauDetector(Detector):
             return
         previous, current = float(losses[: self.window].mean()), float(losses[self.window:].mean())
         improvement = (previous - current) / abs(previous) if previous else 0.0
-        if improvement >= MIN_IMPROVEMENT or current < HIGH_FRACTION * scale:
+        if not (-MAX_RISE < improvement < MIN_IMPROVEMENT) or current < HIGH_FRACTION * scale:
             return
         base, lr = ctx.base_lr(), ctx.current_lr()
         if base > 0 and lr < LR_DECAYED * base:

@@ -79,6 +79,9 @@ class Replay:
     grad_origin_kind: str | None = None  # "module" | "loss"
     first_bad_param: str | None = None
     bad_params: int = 0
+    grad_norm: float = math.nan  # the global norm as the trainer computes it (float32: it can overflow)
+    largest_grad_param: str | None = None
+    largest_grad_norm: float = math.nan
     error: str | None = None
     calls: list[tuple[str, bool, bool]] = field(default_factory=list)
 
@@ -182,7 +185,9 @@ def replay_batch(trainer, batch: Any) -> Replay:
         if math.isfinite(result.loss) and loss.requires_grad:
             loss.backward()
             _locate_backward(result, recorder, param_events)
-        result.reproduced = (not math.isfinite(result.loss)) or result.bad_params > 0
+            _measure_grads(result, params)
+        result.reproduced = (not math.isfinite(result.loss)) or result.bad_params > 0 or not math.isfinite(
+            result.grad_norm)
     except Exception as error:  # a replay that fails must not hide the divergence itself
         result.error = f"{type(error).__name__}: {error}"
     finally:
@@ -200,6 +205,19 @@ def replay_batch(trainer, batch: Any) -> Replay:
             torch.cuda.set_rng_state_all(cuda_rng)
         model.train(was_training)
     return result
+
+
+def _measure_grads(result: Replay, params: list[tuple[str, nn.Parameter]]) -> None:
+    """The global gradient norm the trainer saw (float32) and the largest parameter gradient (float64)."""
+    named = [(name, p.grad) for name, p in params if p.grad is not None]
+    if not named:
+        return
+    with torch.no_grad():
+        norms32 = torch.stack(torch._foreach_norm([g for _, g in named])).float()
+        result.grad_norm = float(torch.linalg.vector_norm(norms32))
+        norms64 = [float(torch.linalg.vector_norm(g.double())) for _, g in named]
+    index = max(range(len(named)), key=lambda i: norms64[i] if math.isfinite(norms64[i]) else math.inf)
+    result.largest_grad_param, result.largest_grad_norm = named[index][0], norms64[index]
 
 
 def _locate_forward(result: Replay, recorder: _ForwardRecorder, model: nn.Module) -> None:
@@ -324,6 +342,17 @@ class NonFiniteDetector(Detector):
                        + (f"; first parameter hit: `{replay.first_bad_param}`" if replay.first_bad_param else ""),
                        evidence, layer=layer)
             return
+        if not math.isfinite(replay.grad_norm) and replay.largest_grad_param is not None:
+            from workbench.training.engine import layer_of
+
+            layer = layer_of(replay.largest_grad_param)
+            evidence.update({"largest_grad_param": replay.largest_grad_param,
+                             "largest_grad_norm": replay.largest_grad_norm})
+            ctx.report("nonfinite_grad", step, f"the gradient norm overflowed to {replay.grad_norm} at step {step:,}: "
+                       f"every gradient is finite but huge, the largest in `{layer}` (norm "
+                       f"{fmt(replay.largest_grad_norm)}); the weights or activations had blown up", evidence,
+                       layer=layer)
+            return
         if replay.origin_kind == "loss":
             ctx.report(symptom, step, f"non-finite loss at step {step:,} from finite model outputs: the loss "
                        "function produced it (log of 0? probabilities where logits are expected?)", evidence)
@@ -351,7 +380,7 @@ class NonFiniteDetector(Detector):
         reasons = []
         evidence: dict[str, Any] = {"lr": ctx.current_lr(), "weight_norm": weight_norm, "weight_growth": growth}
         if growth is not None and growth >= WEIGHT_GROWTH_FACTOR:
-            reasons.append(f"the weights' norm grew {growth:.0f}x since the start")
+            reasons.append(f"the weights' norm grew {fmt(growth)}x since the start")
         losses = history.recent("loss", 200)
         losses = losses[np.isfinite(losses)]
         if losses.size >= 20:
