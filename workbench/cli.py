@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detach", action="store_true",
                        help="train in a background process that outlives this terminal; prints the run id")
     train.add_argument("--run-id", help=argparse.SUPPRESS)  # set by --detach for the background process
+    train.add_argument("--profile", type=int, default=0, metavar="N",
+                       help="profile N training steps with torch.profiler and print the report")
     train.add_argument("--sweep", action="append", default=[], metavar="K=V1,V2,...",
                        help="train once per value (several --sweep: every combination), then compare")
     runs_dir(train)
@@ -186,7 +188,8 @@ def cmd_train(args) -> int:
                                      default=_json_default))
                 return EXIT_USAGE
         store = _store(args)
-        return run_headless(preset, store, args.json, preflight=preflight, run_id=args.run_id)
+        return run_headless(preset, store, args.json, preflight=preflight, run_id=args.run_id,
+                            profile_steps=args.profile)
     return run_headless(preset, store, args.json, resume_run_id=args.resume)
 
 
@@ -326,7 +329,8 @@ def cmd_lr_find(args) -> int:
 
 
 def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
-                 preflight: list[dict] | None = None, run_id: str | None = None, quiet: bool = False) -> int:
+                 preflight: list[dict] | None = None, run_id: str | None = None, quiet: bool = False,
+                 profile_steps: int = 0) -> int:
     from workbench.diagnostics import default_callbacks
     from workbench.progress import ProgressReporter
     from workbench.summary import run_summary
@@ -337,6 +341,11 @@ def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
     reporter = ProgressReporter(preset)
     callbacks = [*default_callbacks(preset), reporter] if main_rank else default_callbacks(preset)
     trainer = Trainer(preset, store, callbacks=callbacks, resume_run_id=resume_run_id, run_id=run_id)
+    if profile_steps:
+        try:
+            trainer.profile(profile_steps)
+        except ValueError as error:
+            raise UsageError(f"workbench train: --profile: {error}") from None
 
     def on_signal(signum, frame):
         name = signal.Signals(signum).name

@@ -65,6 +65,8 @@ class ProgressReporter(Callback):
     def on_event(self, trainer, event):
         if event.kind == "finding" and event.data.get("count") == 1:
             self._write(f"[{event.data['severity']}] {event.data['code']}: {event.text}")
+        elif event.kind == "profile":
+            self._write(event.text)
         elif event.kind == "sample" and not self.interactive:
             self._write(f"sample at step {event.step}: {event.text[:200]!r}")
 

@@ -150,6 +150,8 @@ class Trainer:
         self._peak_memory: float | None = None
         self._flush_diverged = False
         self._elapsed_before = 0.0
+        self._profiler = None
+        self.gpu_monitor = None
 
     # -- control, safe from any thread --------------------------------------------------------
     def pause(self) -> None:
@@ -164,6 +166,12 @@ class Trainer:
 
     def checkpoint_now(self) -> None:
         self._commands.put(("checkpoint", None))
+
+    def profile(self, steps: int = 20) -> None:
+        """Profile the next `steps` steps with torch.profiler; the report arrives as a "profile" event."""
+        if not (isinstance(steps, int) and 1 <= steps <= 10_000):
+            raise ValueError("profile steps must be an integer from 1 to 10000")
+        self._commands.put(("profile", steps))
 
     def set_lr(self, lr: float) -> None:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -212,7 +220,7 @@ class Trainer:
 
     def log(self, text: str, kind: str = "log", **data: Any) -> None:
         self._emit(Event(kind, self.step, text, data))
-        if self._writer is not None and kind in ("log", "sample", "error", "checkpoint", "status"):
+        if self._writer is not None and kind in ("log", "sample", "error", "checkpoint", "status", "profile"):
             self._writer.event(self.step, kind, text)
 
     def _emit(self, event: Event) -> None:
@@ -284,6 +292,9 @@ class Trainer:
         )
         self.val_data = data.val
         self.memory = MemoryMeter(self.device)
+        from workbench.training.gpu_monitor import GpuMonitor
+
+        self.gpu_monitor = GpuMonitor.start_for(self.device)
         if self.resume_run_id:
             self._load_resume_state()
             if self.topology.is_main:
@@ -331,6 +342,8 @@ class Trainer:
 
     def _finish(self, status: str, reason: str | None = None, trace: str | None = None) -> RunResult:
         self.status = status
+        if self.gpu_monitor is not None:
+            self.gpu_monitor.close()
         stats = self.stats()
         if self._writer is not None:
             self._writer.close()
@@ -425,8 +438,13 @@ class Trainer:
                     self.model.train()
                 batch = None
                 loss_sum = None
+                profiler = self._profiler
                 for _ in range(accum):
+                    if profiler is not None:
+                        fetch_started = time.perf_counter()
                     batch = source.next() if on_cpu else to_device(source.next(), self.device, non_blocking=True)
+                    if profiler is not None:
+                        profiler.data_time(time.perf_counter() - fetch_started)
                     x, y = split_batch(batch)
                     with self._autocast():
                         loss, _ = self._forward_loss(x, y)
@@ -459,6 +477,9 @@ class Trainer:
                 self._samples_seen += samples_per_step
                 if probing:
                     self._probe_after_step(step, probe)
+                if profiler is not None and profiler.end_step():
+                    self._profiler = None
+                    self.log(profiler.report, kind="profile", rows=profiler.rows)
                 if self.step % log_every == 0 or self.step == max_steps:
                     self._flush(window_start, losses, norms, lrs, samples_per_step, tokens_per_sample)
                     window_start = self.step
@@ -530,6 +551,11 @@ class Trainer:
                 self.log(f"resumed at step {self.step}", kind="status", paused=False)
             elif command == "checkpoint":
                 self._checkpoint_or_pause("manual")
+            elif command == "profile" and self._profiler is None:
+                from workbench.training.profiling import StepProfiler
+
+                self._profiler = StepProfiler(arg, self.device)
+                self.log(f"profiling the next {arg} steps", kind="log")
             elif command == "set_lr":
                 old = self.optimizer.param_groups[0]["lr"]
                 scale_learning_rate(self.optimizer, self.scheduler, arg)
@@ -574,6 +600,8 @@ class Trainer:
         """Publish the metrics since the last flush (one host read-back on CUDA)."""
         if not losses:
             return
+        for callback in self.callbacks:
+            callback.on_flush_start(self)
         bad = None
         if not isinstance(losses[0], float):  # device scalars: one transfer for the whole window
             stacked = torch.stack([torch.stack(losses), torch.stack(norms).to(losses[0].device)]).float().cpu()
@@ -599,6 +627,8 @@ class Trainer:
         if tokens_per_sample:
             extra["tokens_per_s"] = extra["samples_per_s"] * tokens_per_sample
         extra.update(self.memory.read())
+        if self.gpu_monitor is not None:
+            extra.update(self.gpu_monitor.latest())
         peak = max(v for k, v in extra.items() if k.startswith("mem/") and k != "mem/cuda_reserved_mb")
         self._peak_memory = max(self._peak_memory or 0.0, peak)
         for group in self.optimizer.param_groups[1:]:

@@ -41,6 +41,9 @@ class Callback:
 
     def on_setup(self, trainer: "Trainer") -> None: ...
 
+    def on_flush_start(self, trainer: "Trainer") -> None:
+        """Just before metrics are read back and published (the only planned host sync on CUDA)."""
+
     def on_batch(self, trainer: "Trainer", batch: TelemetryBatch) -> None: ...
 
     def on_event(self, trainer: "Trainer", event: Event) -> None: ...
