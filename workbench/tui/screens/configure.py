@@ -49,7 +49,7 @@ class ConfigureScreen(Screen):
     ]
 
     def __init__(self, base: Preset, current: Preset | None = None):
-        super().__init__(id="configure")
+        super().__init__()
         self.base = base
         start = current or base
         self.specs: list[FieldSpec] = form_fields(start)

@@ -80,14 +80,15 @@ class DashboardScreen(Screen):
 
     def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: RunSession | None = None,
                  autostart: bool = True):
-        super().__init__(id="dashboard")
+        super().__init__()
         self.preset = preset
         self.session = session or RunSession(preset, runs_dir)
         self.runs_dir = runs_dir
         self.fps = fps
         self.autostart = autostart
         self.options = ChartOptions()
-        self.selected = 0
+        self.selected = 0  # the highlighted chart (maximized with z)
+        self.shown = 1  # the second chart of the narrow layout
         self.chart_maximized = False
         self.ticks = 0
         self.tick_seconds = 0.0  # time spent in tick(), for the benchmark and tests
@@ -222,10 +223,11 @@ class DashboardScreen(Screen):
 
     # -- chart layout and options ----------------------------------------------------------------------
     def _apply_selection(self) -> None:
-        shown = self.selected if self.selected != 0 else 1  # the narrow layout's second chart
+        if self.selected != 0:
+            self.shown = self.selected  # the narrow layout's second chart follows the selection
         for index, chart in enumerate(self.charts):
             chart.set_class(index == self.selected, "-selected")
-            chart.set_class(index == shown, "-shown")
+            chart.set_class(index == self.shown, "-shown")
         self.query_one("#charts").set_class(self.chart_maximized, "-maximized")
 
     def _options_changed(self) -> None:
@@ -265,7 +267,10 @@ class DashboardScreen(Screen):
         self._options_changed()
 
     def action_next_chart(self) -> None:
-        self.selected = (self.selected + 1) % len(self.charts)
+        if self.has_class("-narrow") and not self.chart_maximized:  # loss is always shown: cycle the other one
+            self.selected = self.shown % (len(self.charts) - 1) + 1
+        else:
+            self.selected = (self.selected + 1) % len(self.charts)
         self._apply_selection()
         self.scheduler.tick(limited=False)
 

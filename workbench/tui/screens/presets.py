@@ -43,7 +43,7 @@ class PresetsScreen(Screen):
     ]
 
     def __init__(self, count_params: bool = True):
-        super().__init__(id="presets")
+        super().__init__()
         self.count_params = count_params
         self.catalog: list[dict[str, Any]] = []
         self._counting = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from rich.text import Text
 from textual.widgets import RichLog
 
@@ -23,7 +25,7 @@ class LogPane(RichLog):
     def __init__(self, *, id: str | None = None, max_lines: int = 1000):
         super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20)
         self.border_title = "log"
-        self.lines_written = 0
+        self.entries: deque[tuple[int, str, str]] = deque(maxlen=max_lines)  # what was written, as data
 
     def add(self, step: int, kind: str, text: str) -> None:
         first_line = text.strip().splitlines()[0] if text.strip() else ""
@@ -31,5 +33,5 @@ class LogPane(RichLog):
             head, _, path = first_line.partition(": ")
             first_line = f"{head.split(' at step ')[0]} → {path.rsplit('/', 1)[-1]}"
         line = Text.assemble((f"{step:>7,} ", "dim"), (first_line, KIND_STYLE.get(kind, "")))
+        self.entries.append((step, kind, first_line))
         self.write(line)
-        self.lines_written += 1

@@ -1,0 +1,80 @@
+"""Bounded chart history: memory stays bounded, spikes survive downsampling, redraw size is bounded."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from workbench.tui.series import Series, ema
+
+
+def filled(n: int, capacity: int = 256, spike_at: int | None = None) -> Series:
+    series = Series("loss", capacity)
+    for step in range(n):
+        value = 1.0 / (1 + step)
+        if step == spike_at:
+            value = 50.0
+        series.append(step, step * 0.01, value)
+    return series
+
+
+def test_capacity_bounds_memory_and_keeps_every_point_counted():
+    series = filled(100_000, capacity=256)
+    assert len(series) <= 256
+    assert sum(series.count) == 100_000
+    assert series.steps[0] == 0 and series.points == 100_000
+    assert series.lo[-1] == pytest.approx(1 / 100_000)  # the newest point is in the newest bucket
+
+
+def test_a_single_spike_survives_compaction_and_downsampling():
+    series = filled(200_000, capacity=256, spike_at=123_457)
+    buckets = series.downsample(60)
+    assert len(buckets) <= 60
+    assert max(buckets.hi) == 50.0
+    spike_bucket = buckets.hi.index(50.0)
+    assert buckets.x[spike_bucket] <= 123_457 <= (buckets.x[spike_bucket + 1] if spike_bucket + 1 < len(buckets) else 1e9)
+
+
+@pytest.mark.parametrize("n", [1_000, 100_000, 1_000_000])
+def test_points_handed_to_the_plot_do_not_grow_with_history(n):
+    series = Series("loss", 2048)
+    for step in range(n):
+        series.append(step, float(step), math.sin(step / 50.0))
+    buckets = series.downsample(100)
+    xs, ys = buckets.envelope()
+    assert len(buckets) <= 100 and len(xs) <= 200
+    assert min(buckets.lo) == pytest.approx(-1, abs=1e-3) and max(buckets.hi) == pytest.approx(1, abs=1e-3)
+
+
+def test_window_and_time_axis():
+    series = filled(1000, capacity=128)
+    recent = series.downsample(20, x_min=900, x_max=999)
+    assert recent.x and min(recent.x) >= 880  # buckets are 8 steps wide after compaction
+    by_time = series.downsample(20, axis="time")
+    assert by_time.x[0] == 0 and by_time.x[-1] <= 9.99
+
+
+def test_non_finite_values_are_counted_not_stored():
+    series = Series("loss", 16)
+    series.append(0, 0.0, 1.0)
+    series.append(1, 0.1, float("nan"))
+    series.append(2, 0.2, float("inf"))
+    assert len(series) == 1 and series.nonfinite == 2 and series.last_nonfinite_step == 2
+    assert math.isinf(series.latest)
+    assert series.downsample(10).hi == [1.0]
+
+
+def test_log_axis_gets_only_positive_values():
+    series = Series("x", 16)
+    for step, value in enumerate([0.0, -1.0, 2.0, 0.5]):
+        series.append(step, 0.0, value)
+    buckets = series.downsample(2, positive_only=True)
+    assert all(v > 0 for v in buckets.lo + buckets.hi + buckets.mean)
+
+
+def test_ema_is_debiased_and_weight_zero_is_identity():
+    assert ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
+    smooth = ema([2.0, 2.0, 2.0], 0.9)
+    assert smooth == pytest.approx([2.0, 2.0, 2.0])  # no bias towards 0 at the start
+    assert ema([0.0, 10.0], 0.5)[1] == pytest.approx(10 * 0.5 / 0.75)
