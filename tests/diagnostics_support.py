@@ -53,8 +53,9 @@ def fast_preset(base: str = "mlp-quadrants", **overrides: Any):
 @dataclass
 class Outcome:
     status: str
-    findings: list[dict]
+    findings: list[dict]  # as stored: one entry per (code, layer), the latest message and evidence
     trainer: Any
+    reports: list[dict]  # every report as it was made, repeats included
 
     def codes(self, severity: str | None = None) -> set[str]:
         return {f["code"] for f in self.findings if severity is None or f["severity"] == severity}
@@ -65,6 +66,10 @@ class Outcome:
     def layers(self, code: str) -> set[str | None]:
         return {f["layer"] for f in self.of(code)}
 
+    def reported(self, code: str) -> list[dict]:
+        """Every report of `code`, in order (a repeat overwrites the stored entry's evidence)."""
+        return [r for r in self.reports if r["code"] == code]
+
     def serious(self) -> list[dict]:
         """Findings above info (what a healthy run must not raise)."""
         return [f for f in self.findings if f["severity"] != "info"]
@@ -74,9 +79,17 @@ def train(preset, store) -> Outcome:
     """Run a preset with the default diagnostics; findings as stored in the run store."""
     from workbench.diagnostics import default_callbacks
     from workbench.training.engine import Trainer
+    from workbench.training.telemetry import Callback
 
-    trainer = Trainer(preset, store, callbacks=default_callbacks(preset))
+    reports: list[dict] = []
+
+    class Reports(Callback):
+        def on_event(self, trainer, event):
+            if event.kind == "finding":
+                reports.append(dict(event.data))
+
+    trainer = Trainer(preset, store, callbacks=[*default_callbacks(preset), Reports()])
     result = trainer.run()
     assert result.status != "invalid", result.errors
     findings = store.findings(result.run_id)
-    return Outcome(result.status, findings, trainer)
+    return Outcome(result.status, findings, trainer, reports)

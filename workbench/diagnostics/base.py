@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # Per-step values kept for the curve detectors (older steps are dropped).
 HISTORY_STEPS = 4000
-# The starting loss of a fresh run: the mean over its first steps (one batch alone is noisy).
+# The starting loss of a fresh run: the step-0 loss, or the mean of the first steps if lower.
 START_STEPS = 5
 
 
@@ -55,7 +55,7 @@ class History:
         self.evals: list[EvalPoint] = []
         self.first_step: int | None = None
         self.first_loss: float | None = None  # the loss at step 0 of a fresh run
-        self.start_loss: float | None = None  # mean loss of the first START_STEPS steps of a fresh run
+        self.start_loss: float | None = None  # see START_STEPS
         self.min_block_loss: float | None = None
 
     def add_rows(self, rows: list[tuple[int, str, float]]) -> int:
@@ -82,7 +82,9 @@ class History:
             first = np.asarray(self.loss[:START_STEPS])
             first = first[np.isfinite(first)]
             if first.size:
-                self.start_loss = float(first.mean())
+                # Step 0 is the untrained model; a too-high LR can wreck the loss within the next steps.
+                mean = float(first.mean())
+                self.start_loss = min(mean, self.first_loss) if self.first_loss is not None else mean
         if len(self.steps) > 2 * self.max_steps:  # trim in bulk, not every flush
             for series in (self.steps, self.loss, self.grad_norm, self.lr):
                 del series[: len(series) - self.max_steps]

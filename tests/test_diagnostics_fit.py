@@ -1,0 +1,100 @@
+"""Overfitting, underfitting and dead units, each built on purpose in more than one way."""
+
+from __future__ import annotations
+
+from diagnostics_support import custom_data, custom_model, fast_preset, train
+
+CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
+UNREGULARISED = {"model.args.dropout": 0.0, "optim.weight_decay": 0.0}
+
+
+# -- overfitting --------------------------------------------------------------------------------------
+def test_overfitting_a_tiny_noisy_training_set(store):
+    preset = fast_preset(**CONSTANT, **UNREGULARISED, **{
+        "data.args.train_size": 64, "data.args.noise": 0.3, "model.args.hidden": [256, 256],
+        "train.batch_size": 32, "train.max_steps": 400})
+    out = train(preset, store)
+    finding = out.of("overfitting")[0]
+    evidence = finding["evidence"]
+    assert evidence["val_loss"] > evidence["best_val_loss"] and evidence["gap"] > evidence["gap_at_best"]
+    assert evidence["evals_since_best"] >= 2
+
+
+def test_overfitting_a_big_model_on_a_few_clean_samples(store):
+    preset = fast_preset(**custom_model("mlp", hidden=256, depth=3), **custom_data("xor", train_size=24),
+                         **CONSTANT, **{"optim.weight_decay": 0.0, "train.batch_size": 24, "train.max_steps": 400})
+    out = train(preset, store)
+    finding = out.of("overfitting")[0]
+    assert finding["evidence"]["train_loss"] < 0.01 < 0.3 < finding["evidence"]["val_loss"]
+
+
+def test_no_overfitting_with_plenty_of_data(store):
+    out = train(fast_preset(**{"train.max_steps": 500}), store)
+    assert "overfitting" not in out.codes()
+
+
+# -- underfitting -------------------------------------------------------------------------------------
+def test_underfitting_a_linear_model_on_xor(store):
+    out = train(fast_preset(**custom_model("linear"), **custom_data("xor"), **CONSTANT,
+                            **{"train.max_steps": 400}), store)
+    finding = out.of("underfitting")[0]
+    assert finding["evidence"]["train_loss"] >= 0.6 * finding["evidence"]["reference"]
+
+
+def test_underfitting_under_crushing_weight_decay(store):
+    out = train(fast_preset(**CONSTANT, **{"optim.name": "sgd", "optim.lr": 0.1, "optim.weight_decay": 5.0,
+                                           "train.max_steps": 300}), store)
+    assert "underfitting" in out.codes()
+
+
+def test_underfitting_when_every_unit_is_dead(store):
+    out = train(fast_preset(**custom_model("dead_after_custom"), **{"train.max_steps": 300}), store)
+    assert "underfitting" in out.codes()
+
+
+# -- dead units ---------------------------------------------------------------------------------------
+def test_dead_units_from_a_negative_bias_init(store):
+    out = train(fast_preset(**custom_model("mlp", bias=-5.0), **{"train.max_steps": 60}), store)
+    assert out.layers("dead_units") == {"body.1", "body.3"}
+    finding = out.of("dead_units")[0]
+    assert finding["step"] == 0 and finding["evidence"]["dead_fraction"] == 1.0
+    assert finding["evidence"]["feeding_layer"] in ("body.0", "body.2")
+
+
+def test_dead_units_behind_a_custom_layer(store):
+    out = train(fast_preset(**custom_model("dead_after_custom"), **{"train.max_steps": 60}), store)
+    assert out.layers("dead_units") == {"act2"}  # act1 is fine: only the ReLU after the custom layer dies
+    assert out.of("dead_units")[0]["evidence"]["feeding_layer"] == "fc2"
+
+
+def test_dead_units_killed_by_a_too_high_learning_rate(store):
+    out = train(fast_preset(**{"optim.lr": 0.3, "train.max_steps": 120}), store)
+    dead = out.of("dead_units")
+    assert dead and all(f["evidence"]["dead_fraction"] >= 0.5 for f in dead)
+
+
+def test_dead_units_in_conv_maps_count_channels(store):
+    from workbench.diagnostics.dead_units import DeadUnitsDetector
+    from types import SimpleNamespace
+
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    with torch.no_grad():
+        model[0].bias[:6] = -100.0  # 6 of 8 channels can never fire
+    reports = []
+    ctx = SimpleNamespace(trainer=SimpleNamespace(model=model),
+                          report=lambda code, step, message, evidence, layer=None: reports.append((layer, evidence)))
+    detector = DeadUnitsDetector()
+    detector.setup(ctx)
+    detector.probe_start(ctx, 0)
+    model(torch.rand(8, 3, 10, 10))
+    detector.probe_end(ctx, 0, {})
+    assert detector.handles == []  # hooks exist only during the probe
+    assert [(layer, e["units"], e["dead_units"]) for layer, e in reports] == [("1", 8, 6)]
+
+
+def test_healthy_relu_mlp_has_no_dead_units(store):
+    out = train(fast_preset(**{"train.max_steps": 300}), store)
+    assert "dead_units" not in out.codes()
