@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, default=None, help="file (csv/jsonl) or folder (tensorboard)")
     runs_dir(export)
 
+    serve = sub.add_parser("serve", help="serve the TUI to a web browser (reach it through an SSH tunnel)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--preset", default=None, help="preset the served TUI opens on")
+    runs_dir(serve)
+
     control = sub.add_parser("control", help="steer a running run in any process")
     control.add_argument("run_id")
     control.add_argument("action", choices=["pause", "resume", "checkpoint", "set-lr", "stop"])
@@ -508,6 +514,37 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve_command(args) -> str:
+    """The shell command textual-serve runs for each browser session."""
+    import shlex
+
+    parts = [sys.executable, "-m", "workbench", "tui"]
+    if args.preset:
+        parts += ["--preset", args.preset]
+    if args.runs_dir:
+        parts += ["--runs-dir", str(Path(args.runs_dir).resolve())]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def cmd_serve(args) -> int:
+    if not (0 < args.port < 65536):
+        raise UsageError(f"workbench serve: --port {args.port}: not a TCP port")
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        raise ConfigError("serve needs textual-serve: pip install 'workbench[serve]'") from None
+    if args.host not in LOOPBACK:
+        print(f"workbench: warning: serving on {args.host} exposes the workbench — which runs training code — to "
+              "the network. Prefer the default 127.0.0.1 and an SSH tunnel: ssh -L 8000:127.0.0.1:8000 HOST",
+              file=sys.stderr)
+    print(f"serving the workbench TUI on http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
+    Server(serve_command(args), host=args.host, port=args.port, title="Workbench").serve()
+    return EXIT_OK
+
+
 def cmd_control(args) -> int:
     store = _store(args)
     run = store.get_run(args.run_id)
@@ -546,5 +583,6 @@ COMMANDS = {
     "stop": cmd_stop,
     "control": cmd_control,
     "compare": cmd_compare,
+    "serve": cmd_serve,
     "export": cmd_export,
 }
