@@ -258,3 +258,12 @@ def test_torch_compile_switch(store):
     trainer, result = train(store, **{"train.compile": True, "train.max_steps": 3})
     assert result.status == "completed", result.reason
     assert trainer.forward_model is not trainer.model
+
+
+def test_bf16_autocast_on_cpu_and_fp16_refused_without_cuda(store):
+    trainer, result = train(store, **{"train.precision": "bf16", "train.max_steps": 20})
+    assert result.status == "completed", result.reason
+    assert trainer.autocast_dtype == torch.bfloat16 and trainer.scaler is None
+    if not torch.cuda.is_available():
+        trainer, result = train(store, **{"train.precision": "fp16"})
+        assert result.status == "invalid" and "fp16 needs a CUDA device" in result.reason
