@@ -17,6 +17,7 @@ from workbench.tui.series import DEFAULT_CAPACITY, Series
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted", "invalid")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 RATE_WINDOW_S = 30.0
+LOG_LINES = 1000
 
 
 @dataclass
@@ -63,6 +64,7 @@ class RunState:
         self.sample: str | None = None
         self.sample_step: int | None = None
         self.last_checkpoint: str | None = None
+        self.log: deque[tuple[int, str, str]] = deque(maxlen=LOG_LINES)  # every log line so far, bounded
         self._rate_points: deque[tuple[float, int]] = deque()
 
     # -- feeding ----------------------------------------------------------------------------------
@@ -91,6 +93,7 @@ class RunState:
             self._rate_points.append((time.monotonic() if now is None else now, newest))
         for event in events:
             self._event(event, changes)
+        self.log.extend(changes.logs)
         return changes
 
     def _event(self, event: Any, changes: Changes) -> None:

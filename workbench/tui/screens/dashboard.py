@@ -137,6 +137,15 @@ class DashboardScreen(Screen):
         self.title = "Workbench"
         self._update_subtitle()
         self._apply_selection()
+        state = self.session.state
+        for step, kind, text in state.log:  # a dashboard opened on a run that already has history
+            self.log_pane.add(step, kind, text)
+        if state.findings:
+            self.findings.set_findings(state.sorted_findings())
+        if state.sample is not None:
+            self.sample.show_sample(state.sample, state.sample_step)
+        if state.ended:
+            self._status_changed()
         self.timer = self.set_interval(1.0 / self.fps, self.tick)
         if self.autostart:
             self.launch()

@@ -32,11 +32,16 @@ def format_params(count: int | None) -> str:
     return str(count)
 
 
+class PresetTable(DataTable):
+    """The preset list; enter is the table's own key (so it follows cursor keys typed just before it)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Configure")]
+
+
 class PresetsScreen(Screen):
     """Pick a preset: enter opens the form, s starts it with its defaults."""
 
     BINDINGS = [
-        Binding("enter", "configure", "Configure"),
         Binding("s", "start_defaults", "Start with defaults"),
         Binding("r", "reload", "Reload list"),
         Binding("q", "app.quit", "Quit"),
@@ -53,7 +58,7 @@ class PresetsScreen(Screen):
         with Vertical(id="presets-body"):
             yield Static("Pick a preset: [b]enter[/b] edits its hyperparameters, [b]s[/b] starts it with its "
                          "defaults. Your own presets in ./presets are listed too.", id="presets-help")
-            yield DataTable(id="preset-table", cursor_type="row", zebra_stripes=True)
+            yield PresetTable(id="preset-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="preset-detail")
         yield Footer()
 

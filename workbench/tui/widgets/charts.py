@@ -64,12 +64,12 @@ class ChartOptions:
 
 
 def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
-    """About `count` round tick positions (1, 2 or 5 times a power of ten apart) within [lo, hi]."""
+    """About `count` round tick positions (1, 2, 2.5 or 5 times a power of ten apart) within [lo, hi]."""
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / max(1, count)
     power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
     first = math.ceil(lo / step) * step
     ticks = []
     value = first
@@ -77,6 +77,27 @@ def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
         ticks.append(value)
         value += step
     return ticks
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Powers of ten within [lo, hi]; 1-2-5 steps when the range spans less than two decades."""
+    decades = list(range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1))
+    ticks = [10.0 ** e for e in decades if lo <= 10.0 ** e <= hi]
+    if len(ticks) < 3:
+        ticks = sorted({m * 10.0 ** e for e in decades for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi})
+    return ticks or [lo, hi]
+
+
+def format_value(value: float) -> str:
+    """Compact y labels: 0.0025, 1.5, 740, 89.6k, 1.2M, 3e-05."""
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.3g}"
 
 
 def format_tick(value: float, axis: str) -> str:
@@ -242,9 +263,11 @@ class MetricChart(PlotextPlot):
         plt.clear_data()
         options = self.options
         width = max(self.size.width, 10)
+        height = max(self.size.height, 4)
         buckets = max(4, width - 12)  # plot columns, less the y tick labels
         window = self._x_window()
         plotted = 0
+        y_range: list[float] = []
         if window is not None:
             for line in self.lines:
                 series = self.state.series.get(line.metric)
@@ -253,19 +276,36 @@ class MetricChart(PlotextPlot):
                 data = series.downsample(buckets, window[0], window[1], options.x_axis,
                                          positive_only=options.log_y)
                 plotted += self._plot_line(line, data)
-        for y, label, color in self.hlines:
-            if window is not None and (y > 0 or not options.log_y):
-                plt.horizontal_line(y, color=color)
-        plt.yscale("log" if options.log_y and plotted else "linear")
+                if len(data):
+                    y_range += [min(data.lo), max(data.hi)]
+        if plotted:
+            for y, label, color in self.hlines:
+                if y > 0 or not options.log_y:
+                    plt.horizontal_line(y, color=color)
+                    y_range.append(y)
+        log = options.log_y and plotted > 0
+        plt.yscale("log" if log else "linear")
         plt.xaxes(True, False)
         plt.yaxes(True, False)
         if plotted and window is not None and window[1] > window[0]:
             plt.xlim(window[0], window[1])
-            ticks = nice_ticks(window[0], window[1], max(2, width // 14))
+            ticks = nice_ticks(window[0], window[1], max(2, width // 10))
             plt.xticks(ticks, [format_tick(t, options.x_axis) for t in ticks])
         else:
             plt.xlim(None, None)
             plt.xticks([], [])
+        if y_range:
+            lo, hi = min(y_range), max(y_range)
+            if hi <= lo:  # a flat line: give it room, centred
+                pad = abs(lo) * 0.1 if lo else 1.0
+                lo, hi = (lo / 2, hi * 2) if log else (lo - pad, hi + pad)
+            if not log:  # plotext takes log-axis limits in its own transformed units: let it autoscale
+                plt.ylim(lo, hi)
+            ticks = log_ticks(lo, hi) if log else nice_ticks(lo, hi, max(3, (height - 3) // 2))
+            plt.yticks(ticks, [format_value(t) for t in ticks])
+        else:
+            plt.ylim(None, None)
+            plt.yticks([], [])
         self.last_points = plotted
 
     def _plot_line(self, line: Line, data: Buckets) -> int:

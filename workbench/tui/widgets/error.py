@@ -16,7 +16,7 @@ class ErrorPanel(VerticalScroll):
         border: heavy $error;
         border-title-color: $error;
         background: $error 10%;
-        height: 1fr;
+        height: 40%;
         padding: 0 1;
     }
     ErrorPanel.-visible { display: block; }
