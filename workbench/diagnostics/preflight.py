@@ -31,7 +31,7 @@ from torch import nn
 
 from workbench.errors import ConfigError
 
-OVERFIT_STEPS = 60
+OVERFIT_STEPS = 100
 OVERFIT_SAMPLES = 16
 OVERFIT_TARGET = 0.1
 OVERFIT_SLOW = 0.5
@@ -303,6 +303,13 @@ def check_custom_gradients(model: nn.Module, loss_fn, x: Any, y: Any, batch_size
         result = _gradcheck_module(name or "(model)", module, args, kwargs, batch_size)
         result.layer = name or None
         results.append(result)
+    failed = [r.layer or "" for r in results if r.status == "fail"]
+    for result in results:  # a container fails because a hand-written child does: say which
+        name = result.layer or ""
+        inner = [f for f in failed if f != name and (name == "" or f.startswith(name + "."))]
+        if result.status == "fail" and inner:
+            result.message += f" (through `{inner[0]}`)"
+            result.evidence["through"] = inner
     return results
 
 
@@ -325,6 +332,8 @@ def run_preflight(preset, overfit_steps: int = OVERFIT_STEPS, progress: Callable
 
     check_preset(preset)
     config = preset.train
+    if config.threads:
+        torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     device = pick_device(config.device)
     try:
