@@ -16,7 +16,7 @@ from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.screens.configure import ConfigureScreen
 from workbench.tui.screens.dashboard import DashboardScreen
-from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
+from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen
 
 QUICK = ["train.threads=1", "train.log_every=10", "train.eval_every=100", "train.probe_every=0"]
 
@@ -311,6 +311,18 @@ async def test_a_nan_run_stops_as_diverged_and_the_charts_survive_it(make_app, t
         await pilot.press("l")  # a log axis on a NaN-laden series must not crash either
         await pilot.pause(0.3)
         assert app.is_running
+
+        run_id, lr = dash.session.run_id, dash.session.preset.optim.lr
+        await pilot.press("a")  # roll back to the last good checkpoint and continue with LR x 0.1
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the divergence actions")
+        assert "LR x 0.1" in str(app.screen.query_one("OptionList").get_option_at_index(0).prompt)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: dash.session.trainer is not None, what="the rollback trainer")
+        assert dash.session.run_id == run_id
+        assert dash.session.trainer.preset.optim.lr == pytest.approx(lr * 0.1)
+        await wait_for(pilot, lambda: dash.session.state.ended, what="the resumed run to end")
+        assert any("rolled back" in text for _, _, text in dash.log_pane.entries)
+        assert dash.session.state.status == "diverged"  # this model turns to NaN again: honest ending
 
 
 async def test_chart_controls_and_resizing_mid_run(make_app):

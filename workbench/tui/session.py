@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from workbench.config import Preset
 from workbench.training.telemetry import TelemetryBuffer
@@ -32,19 +32,37 @@ class RunSession:
         self.pause_requested = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def launch(self) -> None:
-        """Build the trainer and start its thread. Blocking (imports torch): call from a worker thread."""
+    def launch(self, build: Callable[[Any, list], Any] | None = None) -> None:
+        """Build the trainer and start its thread. Blocking (imports torch): call from a worker thread.
+
+        `build(store, callbacks)` makes the Trainer (default: a new run of the preset with the
+        diagnostics); the session's telemetry buffer is always among the callbacks."""
         try:
-            from workbench.diagnostics import default_callbacks
             from workbench.store import RunStore, default_runs_dir
-            from workbench.training.engine import Trainer
 
             self.store = RunStore(self.runs_dir or default_runs_dir())
-            self.trainer = Trainer(self.preset, self.store,
-                                   callbacks=[*default_callbacks(self.preset), self.buffer])
+            if build is None:
+                from workbench.diagnostics import default_callbacks
+                from workbench.training.engine import Trainer
+
+                self.trainer = Trainer(self.preset, self.store, callbacks=[*default_callbacks(self.preset), self.buffer])
+            else:
+                self.trainer = build(self.store, [self.buffer])
+            self.preset = self.trainer.preset
             self.trainer.start()
         finally:
             self._launched.set()
+
+    def prepare_relaunch(self) -> None:
+        """Reset for continuing the same run with a new trainer (a rollback); the chart history stays."""
+        if self.active:
+            raise RuntimeError("the run is still active")
+        self.trainer = None
+        self.store = None
+        self._closed = False
+        self.pause_requested = False
+        self._launched.clear()
+        self.state.restart()
 
     @property
     def launched(self) -> bool:

@@ -140,6 +140,15 @@ class RunState:
         if self.ended_monotonic is None:
             self.ended_monotonic = time.monotonic()
 
+    def restart(self) -> None:
+        """The same run continues (rolled back and resumed): running again, history kept."""
+        self.status = "starting"
+        self.paused = False
+        self.reason = self.traceback = None
+        self.errors = []
+        self.ended_monotonic = None
+        self._rate_points.clear()
+
     # -- reading ----------------------------------------------------------------------------------
     @property
     def ended(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from workbench.config import OptimConfig, Preset
 from workbench.presets import parse_value
-from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
+from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen
 from workbench.tui.session import RunSession
 from workbench.tui.state import Changes
 from workbench.tui.widgets.charts import (SMOOTHING_STEPS, ZOOM_STEPS, ChartOptions, Line, MetricChart,
@@ -73,6 +74,7 @@ class DashboardScreen(Screen):
         Binding("0", "reset_zoom", "Reset zoom", show=False),
         Binding("v", "next_chart", "Next chart", show=False),
         Binding("z", "maximize_chart", "Maximize chart", show=False),
+        Binding("a", "recover", "Roll back…"),
         Binding("n", "new_run", "New run"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
@@ -91,7 +93,8 @@ class DashboardScreen(Screen):
         self.shown = 1  # the second chart of the narrow layout
         self.chart_maximized = False
         self.ticks = 0
-        self.tick_seconds = 0.0  # time spent in tick(), for the benchmark and tests
+        self.tick_seconds = 0.0
+        self._relaunch_from: str | None = None  # the status a rollback started from  # time spent in tick(), for the benchmark and tests
         state = self.session.state
         self.charts = [
             MetricChart("loss", [Line("loss", "train", BLUE), Line("val_loss", "val", ORANGE, smooth=False)],
@@ -160,9 +163,15 @@ class DashboardScreen(Screen):
         if event.worker.name == "launch" and event.state == WorkerState.ERROR:
             import traceback
 
+            from workbench.errors import ConfigError
+
             error = event.worker.error
-            trace = "".join(traceback.format_exception(error)) if error is not None else None
-            self.session.state.finish("failed", f"could not start the run: {type(error).__name__}: {error}", trace)
+            if isinstance(error, ConfigError) and self._relaunch_from:  # the rollback was refused
+                self.session.state.finish(self._relaunch_from, f"could not roll back: {error}")
+            else:
+                trace = "".join(traceback.format_exception(error)) if error is not None else None
+                self.session.state.finish("failed", f"could not start the run: {type(error).__name__}: {error}",
+                                          trace)
             self._status_changed()
 
     # -- the tick -------------------------------------------------------------------------------------
@@ -212,6 +221,7 @@ class DashboardScreen(Screen):
 
     def _status_changed(self) -> None:
         state = self.session.state
+        self._sync_preset()
         self._update_subtitle()
         self.progress.update_if_changed()
         self.refresh_bindings()
@@ -224,8 +234,9 @@ class DashboardScreen(Screen):
                                   hint="The app is still up: n starts a new run, escape goes back to the form.")
             self.notify(state.reason or state.status, title=f"run {label}", severity="error", timeout=8)
         elif state.status == "diverged":
-            self.notify(f"{state.reason or 'non-finite values'} — see the diagnostics panel", title="run diverged",
-                        severity="error", timeout=8)
+            self.notify(f"{state.reason or 'non-finite values'} — see the diagnostics panel; a rolls back to the "
+                        "last good checkpoint and continues (LR x 0.1 or clipping at 1.0)", title="run diverged",
+                        severity="error", timeout=10)
         else:
             self.notify(f"{state.step:,} steps" + (f": {state.reason}" if state.reason else ""), title=f"run {label}")
         self.scheduler.tick(limited=False)  # final frame: draw everything that is left
@@ -294,6 +305,8 @@ class DashboardScreen(Screen):
             return True if controllable else None
         if action == "new_run":
             return True if self.session.state.ended else None
+        if action == "recover":  # only offered when a run diverged
+            return self.session.state.status == "diverged" and not self.session.active
         return True
 
     def action_toggle_pause(self) -> None:
@@ -329,6 +342,45 @@ class DashboardScreen(Screen):
         self.app.push_screen(PromptScreen("Learning rate", f"{current:g}" if current else "", validate_lr,
                                           hint="Applies from the next step; the schedule continues from it."),
                              chosen)
+
+    def _sync_preset(self) -> None:
+        """A rollback may continue with clipping on: draw the new threshold."""
+        clip = self.session.preset.train.grad_clip
+        grad = self.charts[2]
+        wanted = [(clip, f"clip {clip:g}", RED)] if clip > 0 else []
+        if grad.hlines != wanted:
+            grad.hlines = wanted
+            grad.drawn_data_version = -1
+
+    def action_recover(self) -> None:
+        state = self.session.state
+        if state.status != "diverged" or self.session.active:
+            return
+        from workbench.diagnostics.actions import DIVERGENCE_ACTIONS
+
+        self.app.push_screen(ChoiceScreen("The run diverged. Continue it from the last good checkpoint?",
+                                          [(action.key, action.label) for action in DIVERGENCE_ACTIONS],
+                                          detail=state.reason or ""), self.recover)
+
+    def recover(self, key: str | None) -> None:
+        """Continue the diverged run with a divergence action (workbench.diagnostics.actions)."""
+        if key is None or self.session.active:
+            return
+        run_id = self.session.run_id or self.session.state.run_id
+        labels = {"rollback_lower_lr": "LR x 0.1", "rollback_clip": "clipping at 1.0"}
+        self._relaunch_from = self.session.state.status
+        self.session.prepare_relaunch()
+        self.error.hide()
+        self.log_pane.add(self.session.state.step, "ui", f"rolling back {run_id} ({labels.get(key, key)})…")
+
+        def build(store, callbacks):
+            from workbench.diagnostics.actions import apply_action
+
+            return apply_action(key, store, run_id, callbacks=callbacks)
+
+        self.refresh_bindings()
+        self.run_worker(partial(self.session.launch, build), thread=True, exit_on_error=False, group="launch",
+                        name="launch")
 
     def action_new_run(self) -> None:
         if self.session.state.ended:

@@ -98,3 +98,43 @@ class PromptScreen(ModalScreen[Any]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[Any]):
+    """Pick one of a few labelled choices (arrow keys and enter, or 1-9); escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")] + [
+        Binding(str(n), f"pick({n - 1})", show=False) for n in range(1, 10)]
+
+    def __init__(self, title: str, choices: list[tuple[Any, str]], *, detail: str = ""):
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.choices = choices
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail")
+            yield OptionList(*[f"{n}. {label}" for n, (_, label) in enumerate(self.choices, 1)], id="choices")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel [esc]", id="cancel")
+
+    def on_mount(self) -> None:
+        from textual.widgets import OptionList
+
+        self.query_one(OptionList).focus()
+
+    def action_pick(self, index: int) -> None:
+        if 0 <= index < len(self.choices):
+            self.dismiss(self.choices[index][0])
+
+    def on_option_list_option_selected(self, event) -> None:
+        self.action_pick(event.option_index)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
