@@ -58,6 +58,11 @@ class BatchedDataset(Dataset):
         return x[0], y[0]
 
 
+def with_attention_mask(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """LM windows have no padding: every position is attended to."""
+    return {**x, "attention_mask": torch.ones_like(x["input_ids"])}
+
+
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format must be 'ids' (token tensors, for our models) or 'hf' (dicts with input_ids and "
@@ -90,7 +95,7 @@ def lm_bundle(train_ids: torch.Tensor, val_ids: torch.Tensor, tokenizer, block_s
     def dataset(windows: torch.Tensor):
         if fmt == "ids":
             return TensorDataset(windows[:, :-1], windows[:, 1:])
-        return BatchedDataset({"input_ids": windows}, windows)
+        return BatchedDataset({"input_ids": windows}, windows, with_attention_mask)
 
     info = DataInfo(
         task="language_modeling", vocab_size=tokenizer.vocab_size, seq_len=block_size, pad_id=tokenizer.pad_id,
