@@ -75,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"{verdict(growth, 1.2, False)} chart redraw at 1e6 vs 1e3 logged steps: {growth:.2f}x "
                          "(goal <= 1.2x)")
 
+    bandwidth = run_script("terminal_bandwidth.py", "--fps", "4", "--fps", "1", "--seconds", "8" if args.quick else "15")
+    if bandwidth is not None and "results" in bandwidth:
+        results.append(bandwidth)
+        for figure in bandwidth["results"]:
+            lines.append(f"{verdict(figure['bytes_per_second'], 30_000, False)} terminal output at {figure['fps']:g} fps"
+                         f" ({figure['size']}): {figure['bytes_per_second'] / 1000:.1f} KB/s (goal <= 30 KB/s)")
+
     memory = run_module("memory", "--short", "2000", "--long", "20000" if args.quick else "100000")
     results.append(memory)
     if "growth_ratio" in memory:
