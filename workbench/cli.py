@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, default=None, help="file (csv/jsonl) or folder (tensorboard)")
     runs_dir(export)
 
+    attach = sub.add_parser("attach", help="open the dashboard on a run (another process's, or a finished one)")
+    attach.add_argument("run_id")
+    attach.add_argument("--fps", type=float, default=None, help="dashboard refresh rate (default 4)")
+    runs_dir(attach)
+
     serve = sub.add_parser("serve", help="serve the TUI to a web browser (reach it through an SSH tunnel)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
@@ -573,8 +578,15 @@ def cmd_tui(args) -> int:
     return run_tui(args)
 
 
+def cmd_attach(args) -> int:
+    from workbench.tui.attached import run_attach
+
+    return run_attach(args)
+
+
 COMMANDS = {
     "tui": cmd_tui,
+    "attach": cmd_attach,
     "train": cmd_train,
     "lr-find": cmd_lr_find,
     "presets": cmd_presets,

@@ -36,7 +36,7 @@ class WorkbenchApp(App):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False)]
 
     def __init__(self, *, runs_dir: Path | None = None, preset: Preset | None = None, base: Preset | None = None,
-                 start: bool = False, fps: float = DEFAULT_FPS, count_params: bool = True):
+                 start: bool = False, fps: float = DEFAULT_FPS, count_params: bool = True, attach: str | None = None):
         super().__init__()
         self.runs_dir = runs_dir
         self.initial_preset = preset
@@ -44,6 +44,7 @@ class WorkbenchApp(App):
         self.start_immediately = start
         self.fps = fps
         self.count_params = count_params
+        self.attach_run_id = attach  # `workbench attach RUN_ID`: open that run's dashboard first
         self.dashboard: DashboardScreen | None = None
         self._quitting = False
         self._confirming_quit = False
@@ -54,6 +55,8 @@ class WorkbenchApp(App):
             self.start_run(self.initial_preset)
         elif self.initial_preset is not None:
             self.push_screen(ConfigureScreen(self.initial_base, self.initial_preset))
+        if self.attach_run_id is not None:
+            self.attach_run(self.attach_run_id)
 
     # -- runs -----------------------------------------------------------------------------------------
     def has_active_run(self) -> bool:
@@ -69,6 +72,45 @@ class WorkbenchApp(App):
             self.notify("A run is already active: stop it first.", severity="error")
             return None
         self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps)
+        self.push_screen(self.dashboard)
+        return self.dashboard
+
+    def attach_run(self, run_id: str) -> None:
+        """Show a stored run (another process's, or a finished one) on a dashboard; leaving never stops it."""
+        from workbench.tui.attached import AttachedSession
+        from workbench.tui.screens.dashboard import DashboardScreen
+
+        try:
+            session = AttachedSession.open(self.runs_dir, run_id)
+        except (ConfigError, OSError) as error:
+            self.notify(str(error), title="attach", severity="error")
+            return
+        self.push_screen(DashboardScreen(session.preset, self.runs_dir, self.fps, session=session, autostart=False))
+
+    def resume_run(self, run_id: str) -> DashboardScreen | None:
+        """Continue an interrupted run in this process, on a dashboard (as `workbench train --resume`)."""
+        from workbench.store import RunStore, default_runs_dir
+        from workbench.tui.attached import preset_of
+        from workbench.tui.screens.dashboard import DashboardScreen
+        from workbench.tui.session import RunSession
+
+        if self.has_active_run():
+            self.notify("A run is already active: stop it first.", severity="error")
+            return None
+        store = RunStore(self.runs_dir or default_runs_dir())
+        try:
+            run = store.get_run(run_id)
+            preset = preset_of(run) if run is not None else None
+        except ConfigError as error:
+            self.notify(str(error), title="resume", severity="error")
+            return None
+        finally:
+            store.close()
+        if preset is None:
+            self.notify(f"run {run_id!r}: not found", title="resume", severity="error")
+            return None
+        self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps,
+                                         session=RunSession(preset, self.runs_dir, resume_run_id=run_id))
         self.push_screen(self.dashboard)
         return self.dashboard
 

@@ -20,9 +20,10 @@ from workbench.tui.state import Changes, RunState
 class RunSession:
     """Owns one run: launch it, poll its telemetry, steer it, and know when it has ended."""
 
-    def __init__(self, preset: Preset, runs_dir: Path | None = None):
+    def __init__(self, preset: Preset, runs_dir: Path | None = None, resume_run_id: str | None = None):
         self.preset = preset
         self.runs_dir = runs_dir
+        self.resume_run_id = resume_run_id  # continue this stored run from its newest checkpoint
         self.buffer = TelemetryBuffer()
         self.state = RunState(preset.name, preset.train.max_steps, preset.task, preset.train.grad_clip)
         self.trainer: Any = None
@@ -45,7 +46,8 @@ class RunSession:
                 from workbench.diagnostics import default_callbacks
                 from workbench.training.engine import Trainer
 
-                self.trainer = Trainer(self.preset, self.store, callbacks=[*default_callbacks(self.preset), self.buffer])
+                self.trainer = Trainer(self.preset, self.store, callbacks=[*default_callbacks(self.preset), self.buffer],
+                                       resume_run_id=self.resume_run_id)
             else:
                 self.trainer = build(self.store, [self.buffer])
             self.preset = self.trainer.preset

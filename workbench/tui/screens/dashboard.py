@@ -305,8 +305,9 @@ class DashboardScreen(Screen):
             return True if controllable else None
         if action == "new_run":
             return True if self.session.state.ended else None
-        if action == "recover":  # only offered when a run diverged
-            return self.session.state.status == "diverged" and not self.session.active
+        if action == "recover":  # only offered when a run diverged (and this process trained it)
+            return (self.session.state.status == "diverged" and not self.session.active
+                    and not getattr(self.session, "attached", False))
         return True
 
     def action_toggle_pause(self) -> None:
@@ -387,10 +388,15 @@ class DashboardScreen(Screen):
             self.app.restart_run(self, self.preset)
 
     def action_back(self) -> None:
-        if self.session.active:
+        attached = getattr(self.session, "attached", False)  # another process's run: leaving never stops it
+        if self.session.active and not attached:
             self.notify("A run is active: stop it first (x), or quit (q).", severity="warning")
             return
         self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        if getattr(self.session, "attached", False):
+            self.session.release()
 
     def chart(self, name: str) -> MetricChart:
         return self.query_one(f"#chart-{name}", MetricChart)

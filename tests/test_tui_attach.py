@@ -1,0 +1,107 @@
+"""`workbench attach` and the attached dashboard: follow a run in another process, steer it, leave it running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import run_cli
+from test_tui_pilot import quick_idle, wait_for  # noqa: F401  (quick_idle is an autouse fixture)
+from workbench.store import RunStore
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.attached import AttachedSession
+from workbench.tui.screens.dashboard import DashboardScreen
+from workbench.tui.screens.presets import PresetsScreen
+
+
+def _wait(predicate, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def detached_run(runs_dir):
+    """A run training in another process (`workbench train --detach`), stopped at the end of the test."""
+    launcher = subprocess.run(
+        [sys.executable, "-m", "workbench", "train", "mlp-quadrants", "--detach", "--runs-dir", str(runs_dir),
+         "--set", "train.max_steps=1000000", "--set", "train.eval_every=200", "--set", "train.threads=1",
+         "--set", "train.log_every=10"],
+        capture_output=True, text=True, timeout=300)
+    assert launcher.returncode == 0, launcher.stderr
+    run_id = launcher.stdout.strip()
+    store = RunStore(runs_dir)
+    _wait(lambda: (store.get_run(run_id) or {}).get("steps", 0) > 0)
+    yield store, run_id
+    if store.get_run(run_id)["status"] == "running":
+        store.send_command(run_id, "stop")
+        _wait(lambda: store.get_run(run_id)["status"] != "running", timeout=60)
+    store.close()
+
+
+async def test_attach_follows_another_process_and_leaving_keeps_it_running(detached_run, runs_dir):
+    store, run_id = detached_run
+    app = WorkbenchApp(runs_dir=runs_dir, attach=run_id, count_params=False, fps=10)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        dash = app.screen
+        assert isinstance(dash.session, AttachedSession)
+        await wait_for(pilot, lambda: dash.session.state.step > 0 and "loss" in dash.session.state.series,
+                       what="history")
+        first = dash.session.state.step
+        await wait_for(pilot, lambda: dash.session.state.step > first + 20, what="steps advancing")
+        assert dash.session.state.run_id == run_id and dash.session.active
+        # pause goes through the store's control table to the other process
+        await pilot.press("p")
+        await wait_for(pilot, lambda: dash.session.state.paused, timeout=30, what="paused")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: not dash.session.state.paused, timeout=30, what="resumed")
+        # escape leaves without asking, and the run goes on
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="back to presets")
+        await wait_for(pilot, lambda: dash.session._closed, what="the closed dashboard to stop reading")
+        # quitting while attached asks nothing and stops nothing
+        app.attach_run(run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard again")
+        assert not app.has_active_run()
+        await pilot.press("q")
+        await pilot.pause()
+    steps = store.get_run(run_id)["steps"]
+    _wait(lambda: store.get_run(run_id)["steps"] > steps, timeout=60)
+    assert store.get_run(run_id)["status"] == "running"
+
+
+async def test_attached_finished_run_shows_its_history_and_final_status(runs_dir):
+    from conftest import quick_preset
+    from workbench.training.engine import Trainer
+
+    writer = RunStore(runs_dir)
+    trainer = Trainer(quick_preset(**{"train.max_steps": 60, "train.eval_every": 30, "train.log_every": 5,
+                                      "train.threads": 1}), writer)
+    result = trainer.run()
+    writer.close()
+    app = WorkbenchApp(runs_dir=runs_dir, attach=result.run_id, count_params=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        dash = app.screen
+        await wait_for(pilot, lambda: dash.session.state.ended, what="final status")
+        state = dash.session.state
+        assert state.status == "completed" and state.step == 60
+        assert len(state.series["loss"]) > 5 and len(state.series["val_loss"]) >= 2
+        assert not dash.session.active and not dash.check_action("stop", ())
+        await pilot.press("q")
+
+
+def test_attach_cli_refuses_unknown_runs(runs_dir):
+    RunStore(runs_dir).close()
+    done = run_cli("attach", "no-such-run", "--runs-dir", str(runs_dir), timeout=120)
+    assert done.returncode == 2 and "no-such-run" in done.stderr and "not found" in done.stderr
+    done = run_cli("attach", "x", "--runs-dir", str(runs_dir / "nowhere"), timeout=120)
+    assert done.returncode == 2 and "--runs-dir" in done.stderr

@@ -1,0 +1,147 @@
+"""A dashboard session over a run this process does not train: one in another process, or a finished one.
+
+`AttachedSession` has RunSession's interface (poll/active/launched/run_id/toggle_pause/stop/checkpoint/
+set_lr/close), but reads the run through the store (`StoreFollower`) and steers it through the store's
+control table (`StoreControl`), so `DashboardScreen` shows it unchanged. Leaving the dashboard or quitting
+the app never stops an attached run: only an explicit stop (x) does. `run_attach` is `workbench attach`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Preset
+from workbench.errors import ConfigError
+from workbench.follow import StoreControl, StoreFollower
+from workbench.store import DB_NAME, RunStore
+from workbench.tui.state import Changes, RunState
+
+
+def preset_of(run: dict[str, Any]) -> Preset:
+    """The preset a stored run was trained with (its recorded config)."""
+    from workbench.presets import preset_from_dict
+
+    return preset_from_dict(run["config"])
+
+
+class AttachedSession:
+    """Follow and steer a stored run; owns nothing of the run itself."""
+
+    attached = True  # the dashboard and the app never stop such a run on leaving or quitting
+
+    def __init__(self, store: RunStore, run_id: str, preset: Preset | None = None, owns_store: bool = False):
+        run = store.get_run(run_id)
+        if run is None:
+            raise ConfigError(f"run {run_id!r}: not found in {store.path}")
+        self.store = store
+        self.owns_store = owns_store
+        self.preset = preset or preset_of(run)
+        self.follower = StoreFollower(store, run_id)
+        self.control = StoreControl(store, run_id)
+        self.state = RunState(self.preset.name, self.preset.train.max_steps, self.preset.task,
+                              self.preset.train.grad_clip, t0=run["started_at"])
+        self.state.run_id = run_id
+        self.trainer = None  # nothing to join on quit: the run belongs to another process (or has ended)
+        self.pause_requested = False
+        self._closed = False
+        self._run_id = run_id
+        self._status = run["status"]
+
+    @classmethod
+    def open(cls, runs_dir: Path | str | None, run_id: str) -> "AttachedSession":
+        """A session with its own store connection (closed by `close`)."""
+        from workbench.store import default_runs_dir
+
+        store = RunStore(runs_dir or default_runs_dir(), create=False)
+        try:
+            return cls(store, run_id, owns_store=True)
+        except Exception:
+            store.close()
+            raise
+
+    # -- RunSession's interface --------------------------------------------------------------------
+    @property
+    def launched(self) -> bool:
+        return True
+
+    @property
+    def active(self) -> bool:
+        """True while the run's process is training it (as the store last said)."""
+        return self._status == "running"
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    def launch(self, build=None) -> None:
+        raise RuntimeError("an attached run is trained by another process")
+
+    def poll(self) -> Changes:
+        if self._closed:
+            return Changes()
+        batches, events = self.follower.drain()
+        changes = self.state.ingest(batches, events)
+        run = self.follower.run
+        if run is not None:
+            if run["status"] != self._status:
+                self._status = run["status"]
+                changes.status = True
+            if run["steps"] > self.state.step:  # the run row's heartbeat can be ahead of the last flush
+                self.state.step = run["steps"]
+                changes.progress = True
+        return changes
+
+    def close(self) -> None:
+        """Called when the run has ended; a finished run can still be shown, so only a store we own closes
+        when the screen is done with it (`release`)."""
+
+    def release(self) -> None:
+        """Stop reading (the dashboard was closed); the run itself is untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.owns_store:
+            self.store.close()
+
+    def toggle_pause(self) -> bool | None:
+        if not self.active:
+            return None
+        self.pause_requested = not self.pause_requested
+        sent = (self.control.pause if self.pause_requested else self.control.resume)()
+        return self.pause_requested if sent else None
+
+    def stop(self) -> bool:
+        return self.active and self.control.stop()
+
+    def checkpoint(self) -> bool:
+        return self.active and self.control.checkpoint_now()
+
+    def set_lr(self, lr: float) -> bool:
+        return self.active and self.control.set_lr(lr)
+
+    def current_lr(self) -> float | None:
+        value = self.state.latest("lr")
+        return value if value is not None else self.preset.optim.lr
+
+
+def run_attach(args) -> int:
+    """`workbench attach RUN_ID [--runs-dir DIR] [--fps F]`: the dashboard of a stored run."""
+    from workbench.store import default_runs_dir
+    from workbench.tui.app import DEFAULT_FPS, WorkbenchApp
+
+    fps = DEFAULT_FPS if getattr(args, "fps", None) is None else args.fps
+    if not (0.5 <= fps <= 30):
+        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+    runs_dir = Path(args.runs_dir or default_runs_dir())
+    if not (runs_dir / DB_NAME).exists():
+        raise ConfigError(f"--runs-dir: no run store in {str(runs_dir)!r}")
+    probe = RunStore(runs_dir, create=False)
+    try:
+        if probe.get_run(args.run_id) is None:
+            raise ConfigError(f"run {args.run_id!r}: not found in {probe.path}")
+    finally:
+        probe.close()
+    app = WorkbenchApp(runs_dir=runs_dir, fps=fps, attach=args.run_id, count_params=False)
+    app.run()  # an attached run is never stopped on quit: nothing to join
+    return 0
