@@ -109,9 +109,3 @@ def test_lr_too_high_when_the_loss_explodes(store):
                 store)
     rising = [r for r in out.reported("lr_too_high") if "recent_loss" in r["evidence"]]
     assert rising and rising[0]["evidence"]["recent_loss"] > 1.5 * rising[0]["evidence"]["scale"]
-
-
-def test_lr_too_high_from_weight_decay_dominated_updates_says_so(store):
-    out = train(fast_preset(**CONSTANT, **{"optim.name": "sgd", "optim.lr": 0.1, "optim.weight_decay": 5.0,
-                                           "train.max_steps": 160}), store)
-    assert "weight decay" in out.of("lr_too_high")[0]["message"]

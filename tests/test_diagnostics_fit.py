@@ -68,7 +68,7 @@ def test_dead_units_behind_a_custom_layer(store):
 
 
 def test_dead_units_killed_by_a_too_high_learning_rate(store):
-    out = train(fast_preset(**{"optim.lr": 0.3, "train.max_steps": 120}), store)
+    out = train(fast_preset(**{"optim.lr": 1.0, "train.batch_size": 256, "train.max_steps": 110}), store)
     dead = out.of("dead_units")
     assert dead and all(f["evidence"]["dead_fraction"] >= 0.5 for f in dead)
 

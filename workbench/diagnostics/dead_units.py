@@ -3,9 +3,11 @@
 A ReLU unit whose input is negative for every sample passes no gradient, so the weights feeding it
 stop learning for good (a too-high LR or a very negative bias init kills them). On probe steps only,
 a forward hook on every nn.ReLU / nn.ReLU6 records which units were positive for at least one sample
-(units: the channel dimension of conv maps, the last dimension otherwise). Once a window holds
-MIN_SAMPLES rows (consecutive probes are pooled until then), a layer with at least DEAD_FRACTION of its
-units never positive is reported. Hooks exist only between probe start and probe end.
+(units: the channel dimension of conv maps, the last dimension otherwise), pooling consecutive probes
+into a window. A layer is reported when at least DEAD_FRACTION of its units never fired over at least
+MIN_SAMPLES rows (samples x positions), or at least CLEAR_FRACTION over QUICK_SAMPLES rows (a layer
+that is almost entirely dead shows at once; a sparse but alive layer needs a larger window to tell
+from a dead one). Hooks exist only between probe start and probe end.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from torch import nn
 
 from workbench.diagnostics.base import Detector, RunContext
 
-# Flag a layer when at least this fraction of its units never fired over the window.
+# Flag a layer when at least DEAD_FRACTION of its units never fired over MIN_SAMPLES rows...
 DEAD_FRACTION = 0.5
-# Rows (samples x positions) a window must hold before units are judged.
-MIN_SAMPLES = 64
+MIN_SAMPLES = 256
+# ...or at least CLEAR_FRACTION over QUICK_SAMPLES rows.
+CLEAR_FRACTION = 0.9
+QUICK_SAMPLES = 64
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
                  nn.modules.pooling._AvgPoolNd)
@@ -49,9 +53,7 @@ class _Window:
 class DeadUnitsDetector(Detector):
     name = "dead_units"
 
-    def __init__(self, dead_fraction: float = DEAD_FRACTION, min_samples: int = MIN_SAMPLES):
-        self.dead_fraction = dead_fraction
-        self.min_samples = min_samples
+    def __init__(self):
         self.handles: list[Any] = []
         self.windows: dict[tuple[str, int], _Window] = {}
         self.calls: dict[str, int] = {}
@@ -91,13 +93,15 @@ class DeadUnitsDetector(Detector):
             handle.remove()
         self.handles = []
         for (name, call), window in list(self.windows.items()):
-            if window.fired is None or window.rows < self.min_samples:
+            if window.fired is None or window.rows < QUICK_SAMPLES:
                 continue
             units = window.fired.numel()
             dead = int(units - int(window.fired.sum()))
             fraction = dead / units if units else 0.0
+            if window.rows < MIN_SAMPLES and fraction < CLEAR_FRACTION:
+                continue  # keep pooling probes until the window is large enough to judge
             del self.windows[(name, call)]
-            if fraction < self.dead_fraction:
+            if fraction < DEAD_FRACTION:
                 continue
             feeder = self.feeding.get(name, (None, None))[0]
             where = f"`{name}`" + (f" (after `{feeder}`)" if feeder else "")

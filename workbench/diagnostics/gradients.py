@@ -11,11 +11,12 @@ Exploding (any of):
 - clipping active most steps: with train.grad_clip on, the norm exceeded the clip on CLIPPED_FRACTION
   of the last CLIP_WINDOW steps (info: the clip is doing a lot of work) and a median norm above
   CLIP_FACTOR x the clip makes it a warning;
-- per layer, on a probe: the earliest layers' gradient norms more than LAYER_RATIO x the last layers'
-  (gradients growing as they flow back; the earliest such layer is named).
-Vanishing, on a probe: the earliest layers' gradient norms (median of the first third of the layers,
-in definition order) below 1/LAYER_RATIO of the last third's, or a layer whose gradient is ~0 (below
-ZERO_RELATIVE x the largest layer's) on two probes in a row. The earliest such layer is named.
+- per layer, on two probes in a row: the earliest layers' gradient norms more than LAYER_RATIO x the
+  last layers' (gradients growing as they flow back; the earliest such layer is named).
+Vanishing, on two probes in a row (one alone can be an init artefact: LoRA's zero-initialised B gives
+A exactly zero gradient at step 0): the earliest layers' gradient norms (median of the first third
+of the layers, in definition order) below 1/LAYER_RATIO of the last third's, or a layer whose gradient
+is ~0 (below ZERO_RELATIVE x the largest layer's). The earliest such layer is named.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class ExplodingGradientsDetector(Detector):
     def __init__(self):
         self.baseline: float | None = None
         self.peak_median = 0.0
+        self.layers_before = False
         self.clip_reported_at = -10**9
 
     def after_flush(self, ctx: RunContext, added: int) -> None:
@@ -144,7 +146,9 @@ class ExplodingGradientsDetector(Detector):
         early, late = _thirds(layers)
         late_median = float(np.median([v for _, v in late]))
         early_median = float(np.median([v for _, v in early]))
-        if late_median <= 0 or early_median < LAYER_RATIO * late_median:
+        growing = late_median > 0 and early_median >= LAYER_RATIO * late_median
+        persisting, self.layers_before = growing and self.layers_before, growing
+        if not persisting:
             return
         name, value = next(((n, v) for n, v in layers if v >= LAYER_RATIO * late_median), early[0])
         ctx.report("exploding_gradients", step, f"gradients grow as they flow back: `{name}` has gradient norm "
@@ -159,6 +163,7 @@ class VanishingGradientsDetector(Detector):
 
     def __init__(self):
         self.zero_before: set[str] = set()
+        self.ratio_before = False
 
     def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
         layers = _ordered_layers(probe.get("grad_norms", {}))
@@ -174,7 +179,9 @@ class VanishingGradientsDetector(Detector):
         late_median = float(np.median([v for _, v in late]))
         early_median = float(np.median([v for _, v in early]))
         evidence = {"early_median": early_median, "late_median": late_median, "grad_norms": dict(layers)}
-        if late_median > 0 and early_median * LAYER_RATIO < late_median:
+        vanishing = late_median > 0 and early_median * LAYER_RATIO < late_median
+        persisting, self.ratio_before = vanishing and self.ratio_before, vanishing
+        if persisting:
             name, value = next(((n, v) for n, v in layers if v * LAYER_RATIO < late_median), early[0])
             size = (f"a gradient norm of {fmt(value)}, {late_median / value:.2g}x smaller than" if value > 0
                     else "no gradient at all (norm 0), against")

@@ -4,7 +4,8 @@ A healthy step changes each layer's weights by roughly 1e-3 of their norm. On ev
 first step, whose Adam update is unrepresentative) the median of the per-layer ratios |dW|/|W| is
 projected to the schedule's peak LR (ratio x peak LR / LR at that step), so warmup and decay do not
 count against the configured value. Layers that got (almost) no gradient are left out: they move only
-by weight decay, which says nothing about the LR.
+by weight decay, which says nothing about the LR; with fewer than MIN_LAYERS trained layers (a soft
+prompt, say, where large relative updates are the norm) the ratios are not judged.
 
 Too high (any of): the projected median ratio above HIGH_RATIO on two probes in a row; or the
 training loss climbing back above RISE_FACTOR x its scale (the loss at the start or the loss of a
@@ -33,15 +34,19 @@ RISE_FACTOR = 1.5
 BLOCK = 20
 # Layers whose gradient is below this fraction of the largest layer's are left out of the median.
 ZERO_GRAD = 1e-6
+# Fewer trained layers than this (a soft prompt, a lone adapter) say nothing general about the LR.
+MIN_LAYERS = 3
 
 
-def median_update_ratio(ratios: dict[str, float], grad_norms: dict[str, float] | None = None) -> float | None:
-    """Median |dW|/|W| over the layers that got a gradient (a dead layer only moves by weight decay)."""
+def median_update_ratio(ratios: dict[str, float], grad_norms: dict[str, float] | None = None,
+                        ) -> tuple[float | None, int]:
+    """Median |dW|/|W| over the layers that got a gradient (a dead layer only moves by weight decay), and
+    how many layers that median is over."""
     grads = grad_norms or {}
     largest = max((g for g in grads.values() if math.isfinite(g)), default=0.0)
     values = [v for layer, v in ratios.items() if math.isfinite(v) and v > 0
               and grads.get(layer, largest) > ZERO_GRAD * largest]
-    return float(np.median(values)) if values else None
+    return (float(np.median(values)) if values else None), len(values)
 
 
 class LearningRateDetector(Detector):
@@ -58,9 +63,10 @@ class LearningRateDetector(Detector):
 
     def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
         lr = self.lr_at.get(step, ctx.current_lr())
-        median = median_update_ratio(probe.get("update_ratios", {}), probe.get("grad_norms", {}))
+        median, layers = median_update_ratio(probe.get("update_ratios", {}), probe.get("grad_norms", {}))
         history = ctx.history
-        if median is None or lr <= 0 or step == (history.first_step if history.first_step is not None else 0):
+        first = history.first_step if history.first_step is not None else 0
+        if median is None or layers < MIN_LAYERS or lr <= 0 or step == first:
             return
         base = ctx.base_lr()
         projected = median * base / lr
