@@ -122,6 +122,80 @@ def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) ->
         _tmux("kill-session", "-t", session)
 
 
+def windowed_inner(out: Path, preset_ref: str, sets: list[str], window: float, windows: int, runs_dir: Path) -> None:
+    """Runs inside the terminal: one long run whose dashboard is live and idle in alternate windows."""
+    from workbench.presets import load_preset
+    from workbench.tui.app import WorkbenchApp
+
+    preset = load_preset(preset_ref, sets)
+    marks: list[dict] = []
+
+    class WindowedApp(WorkbenchApp):
+        live = True
+
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.set_interval(window, self.flip)
+
+        def flip(self) -> None:
+            dash = self.dashboard
+            if dash is None or dash.session.trainer is None or dash.session.state.status != "running":
+                return
+            if len(marks) > 2 * windows + 1:
+                self.exit()
+                return
+            self.live = not self.live if marks else True
+            marks.append({"t": time.perf_counter(), "step": dash.session.trainer.step, "live": self.live,
+                          "ui_cpu": time.thread_time()})
+            (dash.timer.resume if self.live else dash.timer.pause)()
+
+    app = WindowedApp(runs_dir=runs_dir, preset=preset, start=True, count_params=False)
+    app.run()
+    app.stop_runs(timeout=60)
+    out.write_text(json.dumps(marks))
+
+
+def windowed(preset: str, sets: list[str], runs_dir: Path, size: tuple[int, int], window: float,
+             windows: int) -> dict:
+    """Throughput with the dashboard live vs idle in alternating windows of one run, in a tmux pane.
+
+    Neighbouring windows share whatever else the machine is doing, so this comparison survives a busy
+    machine far better than separate runs do."""
+    out = runs_dir.parent / f"windows-{os.getpid()}.json"
+    session = f"wbwin{os.getpid()}"
+    command = [sys.executable, str(Path(__file__).resolve()), "--inner", str(out), "--preset", preset,
+               "--window", str(window), "--windows", str(windows), "--runs-dir", str(runs_dir)]
+    for item in sets:
+        command += ["--set", item]
+    _tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), "-c", str(runs_dir.parent),
+          " ".join(_quote(part) for part in command) + "; sleep 600")
+    try:
+        deadline = time.monotonic() + window * (2 * windows + 4) + 300
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(1.0)
+    finally:
+        _tmux("kill-session", "-t", session)
+    marks = json.loads(out.read_text())
+    spans = []
+    for before, after in zip(marks, marks[1:]):
+        seconds = after["t"] - before["t"]
+        spans.append({"live": before["live"], "rate": (after["step"] - before["step"]) / seconds,
+                      "ui_share": (after["ui_cpu"] - before["ui_cpu"]) / seconds})
+    spans = spans[1:]  # the first window includes the run's warm-up
+    ratios, shares = [], []
+    for i, span in enumerate(spans):
+        if not span["live"]:
+            continue
+        idle = [s["rate"] for s in spans[max(0, i - 1): i + 2] if not s["live"]]
+        if idle:
+            ratios.append(round(span["rate"] / statistics.mean(idle), 3))
+            shares.append(round(span["ui_share"], 4))
+    return {"window_s": window, "ratios": ratios, "ratio_median": statistics.median(ratios) if ratios else None,
+            "live_rate_median": statistics.median(s["rate"] for s in spans if s["live"]),
+            "idle_rate_median": statistics.median(s["rate"] for s in spans if not s["live"]),
+            "ui_thread_cpu_share_live": shares}
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
@@ -134,7 +208,15 @@ def main() -> int:
     parser.add_argument("--size", default="120x40", help="terminal size for the TUI, WxH")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra preset overrides")
     parser.add_argument("--frames", type=int, default=3, help="first-frame measurements")
+    parser.add_argument("--windows", type=int, default=0,
+                        help="also measure N live/idle window pairs within one run (see windowed())")
+    parser.add_argument("--window", type=float, default=3.0, help="seconds per window")
+    parser.add_argument("--inner", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--runs-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inner:
+        windowed_inner(args.inner, args.preset, [*args.sets], args.window, args.windows, args.runs_dir)
+        return 0
     if shutil.which("tmux") is None:
         print(json.dumps({"error": "tmux is needed to run the TUI in a real terminal"}))
         return 2
@@ -164,16 +246,22 @@ def main() -> int:
                   f"ratio {ratios[-1]:.3f}", file=sys.stderr)
         for _ in range(args.frames):
             frames.append(round(first_frame(size, runs_dir), 3))
+            print(f"first frame {frames[-1]:.2f}s", file=sys.stderr)
+        window_result = None
+        if args.windows:
+            window_result = windowed(args.preset, [*args.sets, "train.max_steps=1000000000"], runs_dir, size,
+                                     args.window, args.windows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({
         "preset": args.preset, "steps": args.steps, "terminal": args.size, "pairs": args.pairs,
         "headless_steps_per_s": headless_rates, "tui_steps_per_s": tui_rates, "ratios": ratios,
-        "ratio_median": statistics.median(ratios), "headless_median": statistics.median(headless_rates),
-        "tui_median": statistics.median(tui_rates), "charts_on_screen": charts_seen,
+        "ratio_median": statistics.median(ratios) if ratios else None,
+        "headless_median": statistics.median(headless_rates) if headless_rates else None,
+        "tui_median": statistics.median(tui_rates) if tui_rates else None, "charts_on_screen": charts_seen,
         "ui_thread_cpu_share": ui_shares,
         "first_frame_s": frames, "first_frame_median_s": statistics.median(frames) if frames else None,
-        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+        "windowed": window_result, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
     }))
     return 0
 

@@ -78,7 +78,7 @@ def recorded_session(steps: int = 1500, status: str = "completed", trace: str | 
     events = [
         Event("setup", 0, "mlp-quadrants: 17,412 parameters (17,412 trainable) on cpu",
               {"params": 17_412, "trainable": 17_412, "device": "cpu"}),
-        Event("checkpoint", 250, "checkpoint (best) at step 250: /runs/x/checkpoints/best.pt", {}),
+        Event("checkpoint", 800, "checkpoint (manual) at step 800: /runs/x/checkpoints/step-000000800.pt", {}),
         Event("finding", 1250, "val loss rose from 0.0269 (step 750) to 0.0325 while the training loss fell",
               {"code": "overfitting", "severity": "warning", "step": 1250, "last_step": 1250, "count": 1,
                "layer": None, "message": "val loss rose from 0.0269 (step 750) to 0.0325 while the training loss fell",

@@ -1,7 +1,8 @@
 """The Workbench TUI: preset picker -> form -> live dashboard, on top of the background-thread trainer.
 
 `run_tui(args)` is what `workbench` and `workbench tui` call. The import path stays free of torch and
-transformers (first frame in well under 1.5 s); torch is imported on a worker thread when a run starts.
+transformers, and the dashboard (plotext) is imported when first shown, so the first frame comes fast;
+torch is imported on a worker thread when a run starts.
 Every screen's key bindings are also commands in the palette (ctrl+p).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -19,10 +20,11 @@ from textual.screen import Screen
 from workbench.config import Preset
 from workbench.errors import ConfigError
 from workbench.tui.messages import StartRun
-from workbench.tui.screens.configure import ConfigureScreen
-from workbench.tui.screens.dashboard import DashboardScreen
 from workbench.tui.screens.modals import ConfirmScreen
 from workbench.tui.screens.presets import PresetsScreen
+
+if TYPE_CHECKING:
+    from workbench.tui.screens.dashboard import DashboardScreen
 
 DEFAULT_FPS = 4.0
 STOP_WAIT_S = 120.0
@@ -54,6 +56,8 @@ class WorkbenchApp(App):
         if self.initial_preset is not None and self.start_immediately:
             self.start_run(self.initial_preset)
         elif self.initial_preset is not None:
+            from workbench.tui.screens.configure import ConfigureScreen
+
             self.push_screen(ConfigureScreen(self.initial_base, self.initial_preset))
         if self.attach_run_id is not None:
             self.attach_run(self.attach_run_id)
@@ -71,6 +75,9 @@ class WorkbenchApp(App):
         if self.has_active_run():
             self.notify("A run is already active: stop it first.", severity="error")
             return None
+        # Imported here: the charts pull in plotext, which the first frame does not need.
+        from workbench.tui.screens.dashboard import DashboardScreen
+
         self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps)
         self.push_screen(self.dashboard)
         return self.dashboard

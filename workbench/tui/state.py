@@ -27,6 +27,7 @@ class Changes:
     series: set[str] = field(default_factory=set)
     logs: list[tuple[int, str, str]] = field(default_factory=list)
     findings: bool = False
+    new_findings: bool = False
     sample: bool = False
     status: bool = False
     progress: bool = False
@@ -100,10 +101,13 @@ class RunState:
         kind, data = event.kind, event.data or {}
         if kind == "finding":
             key = (data.get("code", "?"), data.get("layer") or "")
+            new = key not in self.findings
             self.findings[key] = dict(data)
             changes.findings = True
-            changes.logs.append((event.step, "finding", f"[{data.get('severity', 'warning')}] "
-                                 f"{data.get('code', '?')}: {event.text}"))
+            if new:  # a finding repeats as often as its detector fires: log it once, count the rest in the panel
+                changes.new_findings = True
+                changes.logs.append((event.step, "finding", f"[{data.get('severity', 'warning')}] "
+                                     f"{data.get('code', '?')}: {event.text}"))
         elif kind == "sample":
             self.sample, self.sample_step = event.text, event.step
             changes.sample = True
@@ -122,9 +126,12 @@ class RunState:
             changes.logs.append((event.step, kind, f"run {event.text}" + (f": {self.reason}" if self.reason else "")))
         elif kind == "error":
             changes.logs.append((event.step, kind, event.text))
+        elif kind == "checkpoint":
+            self.last_checkpoint = data.get("path") or event.text
+            # A new best comes with most evaluations: logging each would bury the rest (and relayout the pane).
+            if "(best)" not in event.text:
+                changes.logs.append((event.step, kind, event.text))
         else:
-            if kind == "checkpoint":
-                self.last_checkpoint = data.get("path") or event.text
             changes.logs.append((event.step, kind, event.text))
 
     def finish(self, status: str, reason: str | None = None, trace: str | None = None,

@@ -39,6 +39,7 @@ BLUE, ORANGE, GREEN, VIOLET, CYAN, RED, YELLOW = ((80, 160, 255), (255, 150, 60)
                                                   (190, 130, 255), (70, 210, 220), (240, 80, 80), (230, 200, 70))
 GROUP_COLORS = (CYAN, VIOLET, YELLOW, ORANGE)
 LM_TASKS = ("language_modeling",)
+FINDINGS_REFRESH_S = 2.0
 
 
 def validate_lr(text: str) -> tuple[float | None, str | None]:
@@ -94,7 +95,9 @@ class DashboardScreen(Screen):
         self.chart_maximized = False
         self.ticks = 0
         self.tick_seconds = 0.0
-        self._relaunch_from: str | None = None  # the status a rollback started from  # time spent in tick(), for the benchmark and tests
+        self._relaunch_from: str | None = None  # the status a rollback started from
+        self._findings_dirty = False
+        self._findings_shown = 0.0  # time spent in tick(), for the benchmark and tests
         state = self.session.state
         self.charts = [
             MetricChart("loss", [Line("loss", "train", BLUE), Line("val_loss", "val", ORANGE, smooth=False)],
@@ -185,7 +188,14 @@ class DashboardScreen(Screen):
         for step, kind, text in changes.logs:
             self.log_pane.add(step, kind, text)
         if changes.findings:
+            self._findings_dirty = True
+        # Repeats only bump counts: refresh the panel at most once a second, new findings at once.
+        now = time.monotonic()
+        if self._findings_dirty and (changes.new_findings or now - self._findings_shown >= FINDINGS_REFRESH_S
+                                     or state.ended):
             self.findings.set_findings(state.sorted_findings())
+            self._findings_dirty = False
+            self._findings_shown = now
         if changes.sample and state.sample is not None:
             self.sample.show_sample(state.sample, state.sample_step)
         if changes.status:

@@ -44,6 +44,7 @@ class PresetsScreen(Screen):
     BINDINGS = [
         Binding("s", "start_defaults", "Start with defaults"),
         Binding("r", "reload", "Reload list"),
+        Binding("h", "runs", "Runs"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -171,6 +172,11 @@ class PresetsScreen(Screen):
 
     def action_reload(self) -> None:
         self.reload()
+
+    def action_runs(self) -> None:
+        from workbench.tui.screens.runs import RunsScreen
+
+        self.app.push_screen(RunsScreen(getattr(self.app, "runs_dir", None)))
 
 
 def _shorten(text: str, width: int) -> str:

@@ -103,11 +103,25 @@ class FindingsPanel(Vertical):
                                  style="dim"))
 
     def set_findings(self, findings: list[dict[str, Any]]) -> None:
-        """Replace the list (most severe first), keeping the highlighted finding highlighted."""
+        """Show the findings (most severe first), keeping the highlighted finding highlighted.
+
+        When the same findings only got new counts, their rows are replaced in place: rebuilding the
+        list would change its height twice and relayout the whole screen."""
+        findings = list(findings)
+        keys = [finding_key(f) for f in findings]
+        if keys and keys == [finding_key(f) for f in self.findings]:
+            for index, (old, new) in enumerate(zip(self.findings, findings)):
+                if old != new:
+                    self._list.replace_option_prompt_at_index(index, finding_line(new))
+            self.findings = findings
+            highlighted = self._list.highlighted
+            if highlighted is not None and highlighted < len(findings):
+                self._detail.update(finding_detail(findings[highlighted]), layout=False)
+            return
         highlighted = self._list.highlighted
         keep = finding_key(self.findings[highlighted]) if highlighted is not None and highlighted < len(
             self.findings) else None
-        self.findings = list(findings)
+        self.findings = findings
         self._list.clear_options()
         self._list.add_options([Option(finding_line(f), id=finding_key(f)) for f in self.findings])
         critical = sum(1 for f in self.findings if f.get("severity") == "critical")
