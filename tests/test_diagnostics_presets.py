@@ -11,14 +11,29 @@ from diagnostics_support import train
 from workbench.presets import discover_presets
 
 PRESETS = sorted(discover_presets())
-# Short but long enough for the first probes, evaluations and flushes to be judged.
-SHORT = {"train.max_steps": 40, "train.eval_every": 20, "train.eval_batches": 2, "train.probe_every": 10,
-         "train.log_every": 10, "train.threads": 1}
+# Short, with probes, flushes and evaluations often enough to be judged several times. What a short run
+# cannot show (plateaus, over/underfitting, late spikes) was checked on full-length runs of every preset.
+SHORT = {"train.max_steps": 12, "train.eval_every": 6, "train.eval_batches": 1, "train.probe_every": 4,
+         "train.log_every": 4, "train.threads": 1}
+# Smaller data (and, for the slowest, fewer or thinner layers) keep this fast; hyperparameters stay.
+SMALLER = {
+    "resnet18-transfer": {"data.args.image_size": 16, "data.args.train_size": 256, "data.args.val_size": 64},
+    "cnn-shapes": {"data.args.train_size": 256, "data.args.val_size": 64, "data.args.image_size": 16,
+                   "model.args.width_multiplier": 0.25},
+    "gpt-char": {"data.args.max_chars": 20000, "model.args.n_layer": 1},
+    "hf-gpt2-lm": {"data.args.max_chars": 20000, "model.args.n_layer": 1},
+    "hf-gpt2-lora": {"data.args.max_chars": 20000, "model.args.n_layer": 1},
+    "hf-prompt-tuning": {"data.args.max_chars": 20000, "model.args.n_layer": 1},
+    "hf-bert-classifier": {"data.args.max_per_class": 200, "model.args.num_layers": 1},
+    "transformer-classifier": {"data.args.max_per_class": 200, "model.args.n_layer": 1},
+    "lstm-classifier": {"data.args.train_size": 1024, "data.args.val_size": 128},
+    "gru-classifier": {"data.args.train_size": 1024, "data.args.val_size": 128},
+}
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_a_healthy_run_of_every_preset_raises_nothing_above_info(store, name):
-    out = train(quick_preset(name, **SHORT), store)
+    out = train(quick_preset(name, **SHORT, **SMALLER.get(name, {})), store)
     assert out.status == "completed"
     assert out.serious() == [], [(f["code"], f["layer"], f["message"]) for f in out.serious()]
 

@@ -132,6 +132,29 @@ class RunContext:
     def pretrained(self) -> bool:
         return bool(self.preset.model.pretrained)
 
+    def warmup_steps(self) -> int:
+        """Steps the schedule spends raising the LR (OneCycle rises for pct_start of the run)."""
+        schedule = self.preset.schedule
+        if schedule.name == "onecycle":
+            return int(schedule.pct_start * self.preset.train.max_steps)
+        return schedule.warmup_steps
+
+    def settled(self, extra_steps: int = 0) -> bool:
+        """Past the LR warmup of this run (plus `extra_steps`), judged on the newest flushed step."""
+        history = self.history
+        if not history.steps:
+            return False
+        return history.steps[-1] >= (history.first_step or 0) + self.warmup_steps() + extra_steps
+
+    def train_loss_flat(self, window: int, tolerance: float) -> bool:
+        """The mean training loss of the last `window` steps improved by less than `tolerance` (relative)
+        on the `window` before."""
+        losses = self.history.recent("loss", 2 * window)
+        if losses.size < 2 * window or not np.all(np.isfinite(losses)):
+            return False
+        previous, current = float(losses[:window].mean()), float(losses[window:].mean())
+        return previous != 0 and (previous - current) / abs(previous) < tolerance
+
     def report(self, code: str, step: int, message: str, evidence: dict[str, Any] | None = None,
                layer: str | None = None, severity: str | None = None) -> dict[str, Any]:
         entry = self.trainer.report_finding(finding(code, step, message, evidence, layer, severity))

@@ -71,8 +71,7 @@ class ExplodingGradientsDetector(Detector):
         peak = self.peak_median
         if finite_new.size:
             self.peak_median = max(self.peak_median, float(np.median(finite_new)))
-        settled = history.steps[-1] >= (history.first_step or 0) + ctx.preset.schedule.warmup_steps + MIN_HISTORY
-        if previous.size >= MIN_HISTORY and settled:
+        if previous.size >= MIN_HISTORY and ctx.settled(MIN_HISTORY):
             median = float(np.median(previous))
             # Isolated spikes only: a window whose typical norm also moved is a level shift (see growth).
             if median > 0 and finite_new.size and float(np.median(finite_new)) < SHIFT_FACTOR * median:
@@ -92,7 +91,7 @@ class ExplodingGradientsDetector(Detector):
 
     def _growth(self, ctx: RunContext) -> None:
         history = ctx.history
-        warmup = ctx.preset.schedule.warmup_steps
+        warmup = ctx.warmup_steps()
         if self.baseline is None:
             if history.first_step is None:
                 return

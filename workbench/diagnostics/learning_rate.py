@@ -1,10 +1,11 @@
 """Learning rate too high or too low, from update-to-weight ratios on probes and the loss curve.
 
-A healthy step changes each layer's weights by roughly 1e-3 of their norm. On every probe (after the
-first step, whose Adam update is unrepresentative) the median of the per-layer ratios |dW|/|W| is
+A healthy step changes each layer's weights by roughly 1e-3 of their norm. On every probe past the
+warmup and MIN_STEP (Adam's first updates are unrepresentative) the median of the per-layer ratios |dW|/|W| is
 projected to the schedule's peak LR (ratio x peak LR / LR at that step), so warmup and decay do not
 count against the configured value. Layers that got (almost) no gradient are left out: they move only
-by weight decay, which says nothing about the LR; with fewer than MIN_LAYERS trained layers (a soft
+by weight decay, which says nothing about the LR; so are layers that started at exactly zero (LoRA's
+B matrices: any update is huge relative to a weight that was 0); with fewer than MIN_LAYERS trained layers (a soft
 prompt, say, where large relative updates are the norm) the ratios are not judged.
 
 Too high (any of): the projected median ratio above HIGH_RATIO on two probes in a row; or the
@@ -36,6 +37,8 @@ BLOCK = 20
 ZERO_GRAD = 1e-6
 # Fewer trained layers than this (a soft prompt, a lone adapter) say nothing general about the LR.
 MIN_LAYERS = 3
+# Ratios are judged from this step on (and after warmup): Adam's first updates are +-lr per element.
+MIN_STEP = 50
 
 
 def median_update_ratio(ratios: dict[str, float], grad_norms: dict[str, float] | None = None,
@@ -54,19 +57,31 @@ class LearningRateDetector(Detector):
 
     def __init__(self):
         self.lr_at: dict[int, float] = {}
+        self.zero_init: set[str] = set()
         self.high_streak = 0
         self.low_streak = 0
         self.rise_reported_at = -10**9
+
+    def setup(self, ctx: RunContext) -> None:
+        from workbench.training.engine import layer_of
+
+        # Layers that start at exactly zero (LoRA's B, zero-initialised heads) have no meaningful |dW|/|W|.
+        nonzero: dict[str, bool] = {}
+        for name, param in ctx.trainer.named_trainable:
+            layer = layer_of(name)
+            nonzero[layer] = nonzero.get(layer, False) or bool(param.detach().any())
+        self.zero_init = {layer for layer, any_nonzero in nonzero.items() if not any_nonzero}
 
     def probe_start(self, ctx: RunContext, step: int) -> None:
         self.lr_at = {step: ctx.current_lr()}  # the LR this step's optimizer.step() will use
 
     def probe_end(self, ctx: RunContext, step: int, probe: dict[str, Any]) -> None:
         lr = self.lr_at.get(step, ctx.current_lr())
-        median, layers = median_update_ratio(probe.get("update_ratios", {}), probe.get("grad_norms", {}))
+        ratios = {k: v for k, v in probe.get("update_ratios", {}).items() if k not in self.zero_init}
+        median, layers = median_update_ratio(ratios, probe.get("grad_norms", {}))
         history = ctx.history
         first = history.first_step if history.first_step is not None else 0
-        if median is None or layers < MIN_LAYERS or lr <= 0 or step == first:
+        if median is None or layers < MIN_LAYERS or lr <= 0 or step < first + max(ctx.warmup_steps(), MIN_STEP):
             return
         base = ctx.base_lr()
         projected = median * base / lr

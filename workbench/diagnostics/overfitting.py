@@ -1,7 +1,8 @@
 """Overfitting and underfitting, judged at each evaluation from validation and training loss.
 
 The training loss compared with each evaluation is the mean over the steps just before it (measured
-with dropout and augmentation on, so a healthy model often has train >= val).
+with dropout and augmentation on, so a healthy model often has train >= val). Neither is judged while
+the LR is still warming up.
 
 Overfitting, after at least MIN_EVALS evaluations, either of:
 - diverging: the best val loss is PATIENCE or more evaluations old; the training loss kept falling since
@@ -13,8 +14,10 @@ Overfitting, after at least MIN_EVALS evaluations, either of:
 
 Underfitting: at least MIN_EVALS evaluations; train and val loss both at least HIGH_FRACTION of the
 loss of a model that has learned nothing (ln C, the target variance), within CLOSE of each other
-(relative), and val improved by less than MIN_IMPROVEMENT over the last PATIENCE evaluations: the
-model has stopped learning while still far from fitting the training data. Not judged for pretrained
+(relative), val improved by less than MIN_IMPROVEMENT over the last PATIENCE evaluations, and the
+training loss is flat too (the mean of the last FLAT_WINDOW steps improved by less than
+MIN_IMPROVEMENT on the FLAT_WINDOW before): the model has stopped learning while still far from
+fitting the training data, rather than not having started yet. Not judged for pretrained
 models, whose useful losses can sit anywhere relative to chance.
 """
 
@@ -32,6 +35,7 @@ GAP_OF_REFERENCE = 0.1
 HIGH_FRACTION = 0.6
 CLOSE = 0.15
 MIN_IMPROVEMENT = 0.02
+FLAT_WINDOW = 100
 
 
 def recent_improvement(evals: list[EvalPoint]) -> float:
@@ -46,7 +50,7 @@ class OverfittingDetector(Detector):
 
     def after_eval(self, ctx: RunContext, point: EvalPoint) -> None:
         evals = [e for e in ctx.history.evals if e.train_loss is not None]
-        if len(evals) < MIN_EVALS or point.train_loss is None:
+        if len(evals) < MIN_EVALS or point.train_loss is None or not ctx.settled():
             return
         if not self._diverging(ctx, point, evals):
             self._memorised(ctx, point, evals)
@@ -92,7 +96,7 @@ class UnderfittingDetector(Detector):
     name = "underfitting"
 
     def after_eval(self, ctx: RunContext, point: EvalPoint) -> None:
-        if ctx.pretrained() or ctx.reference is None or point.train_loss is None:
+        if ctx.pretrained() or ctx.reference is None or point.train_loss is None or not ctx.settled():
             return
         evals = [e for e in ctx.history.evals if e.train_loss is not None]
         if len(evals) < MIN_EVALS:
@@ -102,7 +106,8 @@ class UnderfittingDetector(Detector):
         high = min(train, val) >= HIGH_FRACTION * reference
         close = abs(val - train) <= CLOSE * max(train, val)
         improvement = recent_improvement(evals)
-        if not (high and close and improvement < MIN_IMPROVEMENT):
+        if not (high and close and improvement < MIN_IMPROVEMENT) or not ctx.train_loss_flat(FLAT_WINDOW,
+                                                                                           MIN_IMPROVEMENT):
             return
         ctx.report("underfitting", point.step, f"train loss {fmt(train)} and val loss {fmt(val)} are both high "
                    f"({min(train, val) / reference:.0%} of {fmt(reference)}, {ctx.reference.description}) and close, "
