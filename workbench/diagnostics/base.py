@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # Per-step values kept for the curve detectors (older steps are dropped).
 HISTORY_STEPS = 4000
+# Below this fraction of trainable weights a model counts as mostly frozen (see RunContext.mostly_frozen).
+FROZEN_FRACTION = 0.1
 # The starting loss of a fresh run: the step-0 loss, or the mean of the first steps if lower.
 START_STEPS = 5
 
@@ -131,6 +133,12 @@ class RunContext:
 
     def pretrained(self) -> bool:
         return bool(self.preset.model.pretrained)
+
+    def mostly_frozen(self) -> bool:
+        """Only a small fraction of the weights train (adapters, prompts, a head on a frozen backbone):
+        how far the loss can fall is bounded by the frozen part, so "flat" and "underfit" are only info."""
+        total = getattr(self.trainer, "params_total", 0)
+        return bool(total) and self.trainer.params_trainable < FROZEN_FRACTION * total
 
     def warmup_steps(self) -> int:
         """Steps the schedule spends raising the LR (OneCycle rises for pct_start of the run)."""

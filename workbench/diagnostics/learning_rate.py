@@ -13,7 +13,7 @@ training loss climbing back above RISE_FACTOR x its scale (the loss at the start
 model that has learned nothing, whichever is larger) over a BLOCK-step mean: the loss explodes.
 Too low (any of): the projected median ratio below LOW_RATIO on two probes in a row; or below
 SLOW_RATIO while the loss, after at least SLOW_STEPS steps, is still within SLOW_PROGRESS of where it
-started. Divergence to NaN/inf after the weights blew up is judged by the non-finite detector.
+started (only info for pretrained or mostly frozen models, which may sit near their best from the start). Divergence to NaN/inf after the weights blew up is judged by the non-finite detector.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ class LearningRateDetector(Detector):
         ctx.report("lr_too_low", step, f"the loss moved only from {fmt(start)} to {fmt(current)} in "
                    f"{history.steps[-1] - (history.first_step or 0):,} steps, with updates of {projected:.1e} of the "
                    f"weights' norm per step at the peak LR {fmt(ctx.base_lr())} (~1e-3 is typical)",
-                   {**evidence, "start_loss": start, "recent_loss": current})
+                   {**evidence, "start_loss": start, "recent_loss": current},
+                   severity="info" if ctx.mostly_frozen() or ctx.pretrained() else None)
 
     def after_flush(self, ctx: RunContext, added: int) -> None:
         history = ctx.history

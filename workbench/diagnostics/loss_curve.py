@@ -7,7 +7,9 @@ models, the first steps' loss: they start far below chance).
 Plateau: the mean loss over the last WINDOW steps improved by less than MIN_IMPROVEMENT (relative) on
 the WINDOW steps before, and rose by less than MAX_RISE (a rising loss is not flat: see lr_too_high), while the loss is still at least HIGH_FRACTION of its scale, and the LR
 schedule has not already decayed below LR_DECAYED of its peak (a flat tail there is expected). It is a
-warning when the loss never really left its starting level (within STUCK_FRACTION), info otherwise.
+warning when the loss never really left its starting level (within STUCK_FRACTION), info otherwise,
+and always info for pretrained or mostly frozen models (adapters, prompts: the frozen part bounds how
+far the loss can fall).
 
 Oscillation: over the last WINDOW steps, cut into BLOCK-step means, the total rise from block to block,
 minus what batch-to-batch noise alone would give, is at least OSCILLATION_FRACTION of the scale, with
@@ -74,7 +76,7 @@ class PlateauDetector(Detector):
         stuck = current >= STUCK_FRACTION * min(start, scale)
         step = history.steps[-1]
         self.reported_at = step
-        severity = "warning" if stuck and not ctx.pretrained() else "info"
+        severity = "warning" if stuck and not (ctx.pretrained() or ctx.mostly_frozen()) else "info"
         what = "has not moved from where it started" if stuck else "stopped improving"
         ctx.report("loss_plateau", step, f"the loss {what}: mean {fmt(current)} over the last {self.window} steps "
                    f"vs {fmt(previous)} before ({improvement:+.1%}); it started at {fmt(start)}", {

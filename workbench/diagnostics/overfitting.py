@@ -18,7 +18,8 @@ loss of a model that has learned nothing (ln C, the target variance), within CLO
 training loss is flat too (the mean of the last FLAT_WINDOW steps improved by less than
 MIN_IMPROVEMENT on the FLAT_WINDOW before): the model has stopped learning while still far from
 fitting the training data, rather than not having started yet. Not judged for pretrained
-models, whose useful losses can sit anywhere relative to chance.
+models, whose useful losses can sit anywhere relative to chance; only info for mostly frozen models
+(adapters, prompts, a head on a frozen backbone), whose capacity is bounded by design.
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ class UnderfittingDetector(Detector):
         if not (high and close and improvement < MIN_IMPROVEMENT) or not ctx.train_loss_flat(FLAT_WINDOW,
                                                                                            MIN_IMPROVEMENT):
             return
+        severity = "info" if ctx.mostly_frozen() else None
         ctx.report("underfitting", point.step, f"train loss {fmt(train)} and val loss {fmt(val)} are both high "
                    f"({min(train, val) / reference:.0%} of {fmt(reference)}, {ctx.reference.description}) and close, "
                    f"and val improved by {improvement:.1%} over the last {PATIENCE} evaluations", {
                        "train_loss": train, "val_loss": val, "reference": reference, "improvement": improvement,
-                   })
+                   }, severity=severity)
