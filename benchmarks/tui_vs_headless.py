@@ -1,13 +1,19 @@
 """Training throughput with the live dashboard vs the same run headless, and the TUI's first frame.
 
-Each pair runs `workbench train P` and `workbench tui --preset P --start` (in a real terminal: a tmux
-pane of the given size) back to back, alternating which goes first, and reads each run's loop-only
-`steps_per_second` from the run store, and the share of wall time the TUI's UI (main) thread spent on
-the CPU while the run trained (what the dashboard takes from the trainer). Pairs are alternated and their medians compared, because other
-work on the machine moves absolute numbers. The first frame is the time from launching `workbench` to
-the presets screen appearing in the pane.
+Pairs: `workbench train P` and `workbench tui --preset P --start` (in a real terminal: a tmux pane of
+the given size) back to back, alternating which goes first; each run's loop-only `steps_per_second`
+comes from the run store, with the share of wall time the TUI's UI (main) thread spent on the CPU
+while it trained (what the dashboard takes from the trainer). Other work on the machine moves
+absolute numbers, so pairs are compared by their ratio.
 
-    .venv/bin/python benchmarks/tui_vs_headless.py --pairs 5 --steps 6000
+Windows (--windows N): one long run inside the TUI whose dashboard is switched between live and idle
+every --window seconds; neighbouring windows share whatever else the machine is doing, so their
+ratio holds up on a busy machine far better than separate runs.
+
+First frame: from launching `workbench` until the presets table is in the pane, and the CPU seconds
+the process had used by then (what the wall time would be on an idle machine).
+
+    .venv/bin/python benchmarks/tui_vs_headless.py --pairs 5 --steps 6000 --windows 10
 Prints one JSON object.
 """
 
@@ -103,8 +109,9 @@ def _all_runs(runs_dir: Path) -> list[dict]:
     return json.loads(done.stdout) if done.returncode == 0 else []
 
 
-def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) -> float:
-    """Seconds from launching `workbench` until the presets table is on screen."""
+def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) -> tuple[float, float | None]:
+    """Seconds from launching `workbench` until the presets table is on screen, and the CPU seconds the
+    process had used by then (the wall time on an idle machine; other load inflates only the first)."""
     session = f"wbframe{os.getpid()}"
     shell = " ".join(_quote(p) for p in [*WORKBENCH, "tui", "--runs-dir", str(runs_dir)])
     started = time.monotonic()
@@ -113,13 +120,26 @@ def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) ->
     try:
         while time.monotonic() - started < timeout:
             if "mlp-quadrants" in _tmux("capture-pane", "-p", "-t", session):
-                return time.monotonic() - started
+                wall = time.monotonic() - started
+                return wall, _process_cpu(session)
             time.sleep(0.02)
         raise RuntimeError("no first frame")
     finally:
         _tmux("send-keys", "-t", session, "q")
         time.sleep(0.3)
         _tmux("kill-session", "-t", session)
+
+
+def _process_cpu(session: str) -> float | None:
+    """CPU seconds (all threads) used so far by the process running in the pane."""
+    pane_pid = _tmux("list-panes", "-t", session, "-F", "#{pane_pid}").strip()
+    for pid in subprocess.run(["pgrep", "-P", pane_pid], capture_output=True, text=True).stdout.split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
 
 
 def windowed_inner(out: Path, preset_ref: str, sets: list[str], window: float, windows: int, runs_dir: Path) -> None:
@@ -226,7 +246,7 @@ def main() -> int:
     runs_dir = work / "runs"
     runs_dir.mkdir()
     os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))
-    headless_rates, tui_rates, ratios, frames, ui_shares = [], [], [], [], []
+    headless_rates, tui_rates, ratios, frames, ui_shares, frame_cpu = [], [], [], [], [], []
     charts_seen = True
     try:
         for pair in range(args.pairs):
@@ -245,8 +265,11 @@ def main() -> int:
             print(f"pair {pair + 1}: headless {h:.0f} steps/s, tui {t['steps_per_second']:.0f} steps/s, "
                   f"ratio {ratios[-1]:.3f}", file=sys.stderr)
         for _ in range(args.frames):
-            frames.append(round(first_frame(size, runs_dir), 3))
-            print(f"first frame {frames[-1]:.2f}s", file=sys.stderr)
+            wall, cpu = first_frame(size, runs_dir)
+            frames.append(round(wall, 3))
+            if cpu is not None:
+                frame_cpu.append(round(cpu, 3))
+            print(f"first frame {wall:.2f}s (cpu {cpu}s)", file=sys.stderr)
         window_result = None
         if args.windows:
             window_result = windowed(args.preset, [*args.sets, "train.max_steps=1000000000"], runs_dir, size,
@@ -261,6 +284,7 @@ def main() -> int:
         "tui_median": statistics.median(tui_rates) if tui_rates else None, "charts_on_screen": charts_seen,
         "ui_thread_cpu_share": ui_shares,
         "first_frame_s": frames, "first_frame_median_s": statistics.median(frames) if frames else None,
+        "first_frame_cpu_s": frame_cpu,
         "windowed": window_result, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
     }))
     return 0

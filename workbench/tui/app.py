@@ -89,6 +89,10 @@ class WorkbenchApp(App):
         # Imported here: the charts pull in plotext, which the first frame does not need.
         from workbench.tui.screens.dashboard import DashboardScreen
 
+        for screen in self.screen_stack:
+            if isinstance(screen, PresetsScreen):
+                screen.stop_counting()
+
         self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps)
         self.push_screen(self.dashboard)
         return self.dashboard

@@ -161,6 +161,8 @@ class Series:
             k = int((xs[i] - lo_x) * scale)
             if k >= n:
                 k = n - 1
+            elif k < 0:  # x went back (a run rolled back and resumed): fold into the first bucket
+                k = 0
             if k != current:
                 if b_count:
                     self._emit(out, b_x, b_lo, b_hi, b_total / b_count, positive_only)

@@ -53,6 +53,7 @@ class PresetsScreen(Screen):
         self.count_params = count_params
         self.catalog: list[dict[str, Any]] = []
         self._counting = False
+        self._count_process: subprocess.Popen | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,13 +106,27 @@ class PresetsScreen(Screen):
     @work(thread=True, exclusive=True, group="param-count", exit_on_error=False)
     def count_missing_params(self) -> None:
         """Counting needs the models built (torch): do it in a subprocess, never in the UI process."""
+        counts: dict[str, int | None] = {}
         try:
-            done = subprocess.run([sys.executable, "-m", "workbench", "presets", "--json"], capture_output=True,
-                                  text=True, timeout=PARAM_COUNT_TIMEOUT_S)
-            counts = {e["name"]: e.get("params") for e in json.loads(done.stdout)} if done.returncode == 0 else {}
+            self._count_process = subprocess.Popen([sys.executable, "-m", "workbench", "presets", "--json"],
+                                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            out, _ = self._count_process.communicate(timeout=PARAM_COUNT_TIMEOUT_S)
+            if self._count_process.returncode == 0:
+                counts = {e["name"]: e.get("params") for e in json.loads(out)}
         except (OSError, ValueError, subprocess.TimeoutExpired):
-            counts = {}
-        self.app.call_from_thread(self._counts_arrived, counts)
+            self.stop_counting()
+        finally:
+            self._counting = False
+        try:
+            self.app.call_from_thread(self._counts_arrived, counts)
+        except RuntimeError:  # the app closed while counting
+            pass
+
+    def stop_counting(self) -> None:
+        """A run is starting: the counting subprocess would compete with it for the CPU."""
+        process = self._count_process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def _counts_arrived(self, counts: dict[str, int | None]) -> None:
         table = self.query_one(DataTable)
