@@ -78,3 +78,15 @@ def test_ema_is_debiased_and_weight_zero_is_identity():
     smooth = ema([2.0, 2.0, 2.0], 0.9)
     assert smooth == pytest.approx([2.0, 2.0, 2.0])  # no bias towards 0 at the start
     assert ema([0.0, 10.0], 0.5)[1] == pytest.approx(10 * 0.5 / 0.75)
+
+
+def test_axis_ticks_and_labels():
+    from workbench.tui.widgets.charts import format_tick, format_value, log_ticks, nice_ticks
+
+    assert nice_ticks(0, 1500, 6) == [0, 250, 500, 750, 1000, 1250, 1500]
+    assert nice_ticks(0.04, 1.44, 5) == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.25])
+    assert log_ticks(2e-8, 3e-3) == pytest.approx([1e-7, 1e-6, 1e-5, 1e-4, 1e-3])
+    assert [format_value(v) for v in (0, 0.0025, 740, 3600, 89_600, 1.2e6)] == ["0", "0.0025", "740", "3.6k",
+                                                                                "89.6k", "1.2M"]
+    assert [format_tick(v, "step") for v in (0, 750, 1500, 2_000_000)] == ["0", "750", "1.5k", "2M"]
+    assert [format_tick(v, "time") for v in (45, 150, 3720)] == ["45s", "2:30", "1:02:00"]

@@ -67,14 +67,17 @@ def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
     """About `count` round tick positions (1, 2, 2.5 or 5 times a power of ten apart) within [lo, hi]."""
     if hi <= lo:
         return [lo]
-    raw = (hi - lo) / max(1, count)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step) * step
+    power = 10 ** math.floor(math.log10((hi - lo) / max(1, count)))
+    candidates = [m * power for m in (0.5, 1, 2, 2.5, 5, 10, 20)]
+
+    def ticks_for(step: float) -> int:
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
+    step = min(candidates, key=lambda c: (abs(ticks_for(c) - count), -c))
     ticks = []
-    value = first
+    value = math.ceil(lo / step - 1e-9) * step
     while value <= hi + step * 1e-9:
-        ticks.append(value)
+        ticks.append(round(value, 12))
         value += step
     return ticks
 
@@ -89,13 +92,13 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def format_value(value: float) -> str:
-    """Compact y labels: 0.0025, 1.5, 740, 89.6k, 1.2M, 3e-05."""
+    """Compact y labels: 0.0025, 1.5, 740, 3.6k, 1.2M, 3e-05."""
     if value == 0:
         return "0"
     magnitude = abs(value)
     if magnitude >= 1e6:
         return f"{value / 1e6:.3g}M"
-    if magnitude >= 1e4:
+    if magnitude >= 1e3:
         return f"{value / 1e3:.3g}k"
     return f"{value:.3g}"
 
@@ -289,7 +292,7 @@ class MetricChart(PlotextPlot):
         plt.yaxes(True, False)
         if plotted and window is not None and window[1] > window[0]:
             plt.xlim(window[0], window[1])
-            ticks = nice_ticks(window[0], window[1], max(2, width // 10))
+            ticks = nice_ticks(window[0], window[1], max(2, width // 12))
             plt.xticks(ticks, [format_tick(t, options.x_axis) for t in ticks])
         else:
             plt.xlim(None, None)
