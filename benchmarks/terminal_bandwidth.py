@@ -39,16 +39,27 @@ def measure(preset: str, fps: float, size: tuple[int, int], warmup: float, secon
         os.kill(pid, signal.SIGWINCH)
         counted = 0
         started = time.monotonic()
+        measuring_since = None
+        seen = b""
         try:
-            while time.monotonic() - started < warmup + seconds:
+            # Warm-up ends once `warmup` seconds have passed and the dashboard is on screen (training),
+            # however long start-up takes on a busy machine.
+            while measuring_since is None or time.monotonic() - measuring_since < seconds:
+                if measuring_since is None and time.monotonic() - started > warmup + 120:
+                    raise RuntimeError("the dashboard never appeared")
                 ready, _, _ = select.select([fd], [], [], 0.1)
+                chunk = b""
                 if ready:
                     try:
                         chunk = os.read(fd, 65536)
                     except OSError:
                         break
-                    if time.monotonic() - started >= warmup:
-                        counted += len(chunk)
+                if measuring_since is not None:
+                    counted += len(chunk)
+                else:
+                    seen = (seen + chunk)[-200_000:]
+                    if time.monotonic() - started >= warmup and b"steps/s" in seen:
+                        measuring_since = time.monotonic()
         finally:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
