@@ -268,3 +268,14 @@ def test_runs_dir_that_is_a_file_fails_at_start(tmp_path, capsys):
     assert main(["train", "mlp-quadrants", "--runs-dir", str(blocker / "runs")]) == 2
     err = capsys.readouterr().err
     assert "runs dir" in err and "cannot create" in err and "Traceback" not in err
+
+
+def test_trust_remote_code_raises_a_warning_finding(store):
+    preset = quick_preset(**{"train.max_steps": 5, "model.trust_remote_code": True})
+    trainer = Trainer(preset, store)
+    result = trainer.run()
+    assert result.status == "completed"
+    finding = store.findings(result.run_id)[0]
+    assert finding["code"] == "remote_code_enabled" and finding["severity"] == "warning"
+    plain = Trainer(quick_preset(**{"train.max_steps": 5}), store).run()
+    assert all(f["code"] != "remote_code_enabled" for f in store.findings(plain.run_id))

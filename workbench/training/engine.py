@@ -265,6 +265,8 @@ class Trainer:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model: builder returned {type(model).__name__}, not a torch.nn.Module")
         self.model = model.to(self.device)
+        if preset.model.trust_remote_code:
+            self._remote_code_warning = True
         self.params_total, self.params_trainable = count_parameters(self.model)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.named_trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
@@ -311,6 +313,14 @@ class Trainer:
         self.status = "running"
         for callback in self.callbacks:
             callback.on_setup(self)
+        if getattr(self, "_remote_code_warning", False):
+            self.report_finding({
+                "code": "remote_code_enabled", "severity": "warning", "step": self.step, "layer": None,
+                "message": "model.trust_remote_code = true: Python code shipped with the model weights was allowed "
+                           "to run in this process",
+                "remedy": "only enable it for model sources you trust; turn it off unless the model needs it",
+                "evidence": {"pretrained": preset.model.pretrained},
+            })
         self.log(
             f"{preset.name}: {self.params_total:,} parameters ({self.params_trainable:,} trainable) on "
             f"{self.device}", kind="setup", params=self.params_total, trainable=self.params_trainable,
