@@ -249,7 +249,7 @@ class DashboardScreen(Screen):
                         severity="error", timeout=10)
         else:
             self.notify(f"{state.step:,} steps" + (f": {state.reason}" if state.reason else ""), title=f"run {label}")
-        self.scheduler.tick(limited=False)  # final frame: draw everything that is left
+        self.scheduler.tick(limited=False, force=True)  # final frame: draw everything that is left
 
     # -- chart layout and options ----------------------------------------------------------------------
     def _apply_selection(self) -> None:
@@ -263,7 +263,7 @@ class DashboardScreen(Screen):
     def _options_changed(self) -> None:
         self.options.changed()
         self.query_one("#chart-options", Static).update(self.options.describe())
-        self.scheduler.tick(limited=False)  # a key press deserves an immediate redraw
+        self.scheduler.tick(limited=False, force=True)  # a key press deserves an immediate redraw
 
     def action_log_y(self) -> None:
         self.options.log_y = not self.options.log_y
@@ -302,7 +302,7 @@ class DashboardScreen(Screen):
         else:
             self.selected = (self.selected + 1) % len(self.charts)
         self._apply_selection()
-        self.scheduler.tick(limited=False)
+        self.scheduler.tick(limited=False, force=True)
 
     def action_maximize_chart(self) -> None:
         self.chart_maximized = not self.chart_maximized

@@ -304,7 +304,11 @@ class MetricChart(PlotextPlot):
                 lo, hi = (lo / 2, hi * 2) if log else (lo - pad, hi + pad)
             if not log:  # plotext takes log-axis limits in its own transformed units: let it autoscale
                 plt.ylim(lo, hi)
+            rows = max(1, (height - 2) // 2)  # labels need a free row between them
             ticks = log_ticks(lo, hi) if log else nice_ticks(lo, hi, max(3, (height - 3) // 2))
+            if len(ticks) > rows:  # thin out evenly, keeping both ends, rather than let plotext pick
+                ticks = [ticks[round(i * (len(ticks) - 1) / max(1, rows - 1))] for i in range(rows)] \
+                    if rows > 1 else [ticks[len(ticks) // 2]]
             plt.yticks(ticks, [format_value(t) for t in ticks])
         else:
             plt.ylim(None, None)
@@ -385,18 +389,22 @@ class RedrawScheduler:
         self.max_stale = max_stale  # a visible chart with new data waits at most this long, budget or not
         self.redraws = 0
 
-    def tick(self, limited: bool, now: float | None = None, cpu: float | None = None) -> list[MetricChart]:
-        """Redraw what is due; `limited` is True while training runs (then the budget applies)."""
+    def tick(self, limited: bool, now: float | None = None, cpu: float | None = None,
+             force: bool = False) -> list[MetricChart]:
+        """Redraw what is due; `limited` is True while training runs (then the budget applies).
+
+        `force` redraws every visible chart that changed at once (a key press changed the view)."""
         now = time.monotonic() if now is None else now
         budget = self.budget
-        budget.update(now, time.thread_time() if cpu is None else cpu, limited)
-        due = [c for c in self.charts if c.dirty and c.is_on_screen and now - c.last_redraw >= self.min_interval]
+        budget.update(now, time.thread_time() if cpu is None else cpu, limited and not force)
+        due = [c for c in self.charts
+               if c.dirty and c.is_on_screen and (force or now - c.last_redraw >= self.min_interval)]
         due.sort(key=lambda c: (c.last_redraw + 0.5 * c.priority, c.priority))
         drawn = []
         planned = 0.0
         for chart in due:
             overdue = now - chart.last_redraw >= self.max_stale
-            if limited and budget.tokens - planned <= 0 and not overdue:
+            if limited and not force and budget.tokens - planned <= 0 and not overdue:
                 continue
             planned += chart.cost_estimate * self.COMPOSITE_FACTOR
             chart.redraw()
