@@ -213,7 +213,8 @@ def windowed(preset: str, sets: list[str], runs_dir: Path, size: tuple[int, int]
     return {"window_s": window, "ratios": ratios, "ratio_median": statistics.median(ratios) if ratios else None,
             "live_rate_median": statistics.median(s["rate"] for s in spans if s["live"]),
             "idle_rate_median": statistics.median(s["rate"] for s in spans if not s["live"]),
-            "ui_thread_cpu_share_live": shares}
+            "ui_thread_cpu_share_live": shares,
+            "ui_thread_cpu_share_idle": [round(s["ui_share"], 4) for s in spans if not s["live"]]}
 
 
 def _quote(text: str) -> str:
