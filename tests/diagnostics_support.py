@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +96,16 @@ def train(preset, store) -> Outcome:
     assert result.status != "invalid", result.errors
     findings = store.findings(result.run_id)
     return Outcome(result.status, findings, trainer, reports)
+
+
+@lru_cache(maxsize=1)
+def healthy_run() -> Outcome:
+    """One full-length healthy run of the fast quadrant MLP (warmup, cosine decay to 0, converged tail),
+    shared by every "no false positive" check so it is trained once per test session."""
+    from workbench.store import RunStore
+
+    folder = tempfile.TemporaryDirectory(prefix="workbench-healthy-")
+    atexit.register(folder.cleanup)
+    store = RunStore(Path(folder.name) / "runs")
+    atexit.register(store.close)
+    return train(fast_preset(**{"train.max_steps": 800}), store)

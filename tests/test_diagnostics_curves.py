@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from diagnostics_support import custom_data, custom_model, fast_preset, train
+from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
 
 CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
 
@@ -30,9 +30,8 @@ def test_bad_initial_loss_from_unnormalised_inputs(store):
     assert "bad_initial_loss" in out.codes()
 
 
-def test_initial_loss_of_a_healthy_model_passes(store):
-    out = train(fast_preset(**{"train.max_steps": 30}), store)
-    assert "bad_initial_loss" not in out.codes()
+def test_initial_loss_of_a_healthy_model_passes():
+    assert "bad_initial_loss" not in healthy_run().codes()
 
 
 # -- plateau ------------------------------------------------------------------------------------------
@@ -54,9 +53,9 @@ def test_plateau_when_every_unit_starts_dead(store):
     assert "lr_too_low" not in out.codes()  # dead layers move only by weight decay; that is not the LR
 
 
-def test_no_plateau_while_the_schedule_anneals_a_converged_run(store):
-    out = train(fast_preset(**{"train.max_steps": 800}), store)
-    assert "loss_plateau" not in out.codes()
+def test_no_plateau_while_the_schedule_anneals_a_converged_run():
+    out = healthy_run()
+    assert out.status == "completed" and "loss_plateau" not in out.codes()
 
 
 # -- oscillation --------------------------------------------------------------------------------------
@@ -79,9 +78,9 @@ def test_oscillation_from_sgd_momentum_at_the_edge_of_stability(store):
     assert "loss_oscillation" in out.codes()
 
 
-def test_healthy_run_does_not_oscillate(store):
-    out = train(fast_preset(**{"train.max_steps": 600}), store)
-    assert "loss_oscillation" not in out.codes() and not out.serious()
+def test_healthy_run_does_not_oscillate_nor_blame_the_lr():
+    out = healthy_run()
+    assert not out.codes() & {"loss_oscillation", "lr_too_high", "lr_too_low"} and not out.serious()
 
 
 # -- learning rate ------------------------------------------------------------------------------------

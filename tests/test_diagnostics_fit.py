@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diagnostics_support import custom_data, custom_model, fast_preset, train
+from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
 
 CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
 UNREGULARISED = {"model.args.dropout": 0.0, "optim.weight_decay": 0.0}
@@ -28,9 +28,8 @@ def test_overfitting_a_big_model_on_a_few_clean_samples(store):
     assert finding["evidence"]["train_loss"] < 0.01 < 0.3 < finding["evidence"]["val_loss"]
 
 
-def test_no_overfitting_with_plenty_of_data(store):
-    out = train(fast_preset(**{"train.max_steps": 500}), store)
-    assert "overfitting" not in out.codes()
+def test_no_overfitting_nor_underfitting_with_plenty_of_data():
+    assert not healthy_run().codes() & {"overfitting", "underfitting"}
 
 
 # -- underfitting -------------------------------------------------------------------------------------
@@ -95,6 +94,5 @@ def test_dead_units_in_conv_maps_count_channels(store):
     assert [(layer, e["units"], e["dead_units"]) for layer, e in reports] == [("1", 8, 6)]
 
 
-def test_healthy_relu_mlp_has_no_dead_units(store):
-    out = train(fast_preset(**{"train.max_steps": 300}), store)
-    assert "dead_units" not in out.codes()
+def test_healthy_relu_mlp_has_no_dead_units():
+    assert "dead_units" not in healthy_run().codes()

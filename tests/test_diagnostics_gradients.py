@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diagnostics_support import custom_data, custom_model, fast_preset, train
+from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
 
 NO_CLIP = {"train.grad_clip": 0.0}
 
@@ -55,6 +55,5 @@ def test_a_layer_cut_off_by_a_custom_layer_gets_no_gradient(store):
     assert finding["layer"] == "fc1" and finding["evidence"]["layer_grad_norm"] == 0.0
 
 
-def test_healthy_mlp_has_no_gradient_findings(store):
-    out = train(fast_preset(**{"train.max_steps": 300}), store)
-    assert not out.codes() & {"exploding_gradients", "vanishing_gradients"}
+def test_healthy_mlp_has_no_gradient_findings():
+    assert not healthy_run().codes() & {"exploding_gradients", "vanishing_gradients"}

@@ -39,7 +39,7 @@ def test_a_flat_curve_gives_no_suggestion():
 
 @pytest.mark.parametrize("base", ["mlp-quadrants", "mlp-tabular-binary"])
 def test_the_suggestion_trains_better_than_a_bad_default(store, base):
-    steps = {"train.max_steps": 300, "train.eval_every": 300}
+    steps = {"train.max_steps": 200, "train.eval_every": 200}
     bad = fast_preset(base, **steps, **{"optim.lr": BAD_DEFAULT})
     suggestion = find_lr(bad).suggested_lr
     assert suggestion is not None and 1e-4 < suggestion < 1.0

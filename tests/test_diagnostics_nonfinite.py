@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from diagnostics_support import custom_data, custom_model, fast_preset, train
+from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
 
 
 def test_nan_from_a_custom_layer_is_traced_to_that_layer(store):
@@ -85,10 +85,9 @@ def test_divergence_from_a_too_high_learning_rate_blames_the_lr(store):
     assert lr and 1.0 < lr[0]["evidence"]["lr"] <= 5.0  # the LR at the time (warming up towards 5)
 
 
-def test_healthy_run_has_no_nonfinite_findings(store):
-    out = train(fast_preset(**{"train.max_steps": 150}), store)
-    assert out.status == "completed"
-    assert not [c for c in out.codes() if c.startswith("nonfinite")]
+def test_healthy_run_has_no_nonfinite_findings():
+    out = healthy_run()
+    assert out.status == "completed" and not [c for c in out.codes() if c.startswith("nonfinite")]
 
 
 def test_replay_leaves_weights_buffers_grads_and_rng_untouched():
@@ -139,3 +138,24 @@ def test_cli_exits_3_and_reports_the_layer_in_json(capsys, tmp_path):
     assert code == 3 and summary["status"] == "diverged"
     layers = {(f["code"], f["layer"]) for f in summary["findings"]}
     assert ("nonfinite_activation", "bad") in layers and ("nonfinite_loss", "bad") in layers
+
+
+def test_without_the_batch_the_step_is_still_reported_and_the_lr_judged():
+    """On CUDA the loss is read back at flushes, when the batch is gone: no replay, but a finding."""
+    from workbench.diagnostics.base import History
+    from workbench.diagnostics.nonfinite import NonFiniteDetector
+
+    model = nn.Linear(4, 2)
+    reports = []
+    trainer = SimpleNamespace(model=model, optimizer=SimpleNamespace(param_groups=[{"lr": 0.5}]))
+    ctx = SimpleNamespace(trainer=trainer, history=History(), current_lr=lambda: 0.5,
+                          report=lambda code, step, message, evidence, layer=None: reports.append(
+                              (code, step, layer, message, evidence)))
+    detector = NonFiniteDetector()
+    detector.setup(ctx)
+    with torch.no_grad():
+        model.weight.mul_(100.0)  # the weights blew up before the bad step
+    detector.nonfinite(ctx, 123, None, "loss")
+    codes = {code: (step, layer, message) for code, step, layer, message, _ in reports}
+    assert codes["nonfinite_loss"][:2] == (123, None) and "no longer available" in codes["nonfinite_loss"][2]
+    assert "grew" in codes["lr_too_high"][2]
