@@ -57,3 +57,14 @@ def test_a_layer_cut_off_by_a_custom_layer_gets_no_gradient(store):
 
 def test_healthy_mlp_has_no_gradient_findings():
     assert not healthy_run().codes() & {"exploding_gradients", "vanishing_gradients"}
+
+
+def test_a_repeated_finding_never_gets_milder(store):
+    # Spikes (warnings) and then clipping active on most steps (info) share one entry: it stays a warning.
+    out = train(fast_preset(**custom_model("gradient_burst", every=60, factor=300.0),
+                            **{"train.grad_clip": 0.1, "train.max_steps": 250}), store)
+    reports = out.reported("exploding_gradients")
+    clipping = [r for r in reports if "clipped_fraction" in r["evidence"]]
+    assert clipping and clipping[0]["evidence"]["median_norm"] < 10 * 0.1  # on its own only info
+    assert {r["severity"] for r in reports} == {"warning"}
+    assert out.of("exploding_gradients")[0]["severity"] == "warning"

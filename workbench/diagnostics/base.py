@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.diagnostics.remedies import finding
+from workbench.diagnostics.remedies import SEVERITIES, finding
 
 if TYPE_CHECKING:
     from workbench.training.engine import Trainer
@@ -165,7 +165,11 @@ class RunContext:
 
     def report(self, code: str, step: int, message: str, evidence: dict[str, Any] | None = None,
                layer: str | None = None, severity: str | None = None) -> dict[str, Any]:
-        entry = self.trainer.report_finding(finding(code, step, message, evidence, layer, severity))
+        new = finding(code, step, message, evidence, layer, severity)
+        previous = self.trainer.findings.get((code, layer or ""))
+        if previous and SEVERITIES.index(previous["severity"]) > SEVERITIES.index(new["severity"]):
+            new["severity"] = previous["severity"]  # one entry per (code, layer): it never gets milder
+        entry = self.trainer.report_finding(new)
         if self.ended and self.trainer.run_id is not None:
             # After the run ends the trainer's store writer is closed: write the finding directly.
             self.trainer.store.upsert_finding(self.trainer.run_id, entry)
