@@ -12,7 +12,8 @@ with the still-good weights:
   whose output gradient was finite but whose input gradient was not is where the gradient broke, and
   the first parameter (in backward order) with a non-finite gradient is reported as evidence.
 
-Buffers (BatchNorm statistics) and the RNG are restored afterwards, so the replay leaves no trace. On
+Buffers (BatchNorm statistics) and the RNG are restored afterwards, so the replay leaves no trace
+(under DDP only the forward is replayed: a backward on one rank would start a gradient all-reduce). On
 CUDA the loss is read back once per flush and the batch is gone by then: no replay, the engine reports
 the step. If the weights had grown far beyond their initial norm, or the loss was climbing before the
 blow-up, the learning rate is named as the likely cause (lr_too_high).
@@ -182,7 +183,8 @@ def replay_batch(trainer, batch: Any) -> Replay:
         result.loss = float(loss.detach().float())
         result.calls = [(name, a, b) for name, a, b, _ in recorder.calls]
         _locate_forward(result, recorder, model)
-        if math.isfinite(result.loss) and loss.requires_grad:
+        # Under DDP a backward would fire the reducer's hooks on this rank alone: forward replay only.
+        if math.isfinite(result.loss) and loss.requires_grad and getattr(trainer, "world_size", 1) == 1:
             loss.backward()
             _locate_backward(result, recorder, param_events)
             _measure_grads(result, params)
