@@ -24,11 +24,12 @@ import termios
 import time
 
 
-def measure(preset: str, fps: float, size: tuple[int, int], warmup: float, seconds: float, sets: list[str]) -> dict:
+def measure(preset: str, fps: float, size: tuple[int, int], warmup: float, seconds: float, sets: list[str],
+            low_bandwidth: bool = False) -> dict:
     columns, rows = size
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "workbench", "tui", "--preset", preset, "--start", "--runs-dir", f"{tmp}/runs",
-                "--fps", str(fps), "--set", "train.max_steps=10000000"]
+                "--fps", str(fps), "--set", "train.max_steps=10000000"] + (["--low-bandwidth"] if low_bandwidth else [])
         for item in sets:
             argv += ["--set", item]
         pid, fd = pty.fork()
@@ -64,7 +65,8 @@ def measure(preset: str, fps: float, size: tuple[int, int], warmup: float, secon
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             os.close(fd)
-    return {"fps": fps, "size": f"{columns}x{rows}", "bytes_per_second": counted / seconds, "seconds": seconds}
+    return {"fps": fps, "size": f"{columns}x{rows}", "low_bandwidth": low_bandwidth,
+            "bytes_per_second": counted / seconds, "seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = [measure(args.preset, fps, (args.columns, args.rows), args.warmup, args.seconds, args.sets)
                for fps in (args.fps or [4.0, 1.0])]
+    results.append(measure(args.preset, 1.0, (args.columns, args.rows), args.warmup, args.seconds, args.sets,
+                           low_bandwidth=True))
     print(json.dumps({"benchmark": "terminal_bandwidth", "results": results, "goal_bytes_per_second": 30_000}))
     return 0
 

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override a preset key, e.g. optim.lr=1e-3 (repeatable)")
     tui.add_argument("--fps", type=float, default=None, help="dashboard refresh rate (default 4)")
+    tui.add_argument("--low-bandwidth", action="store_true",
+                     help="for thin links: two charts at any width and 1 refresh per second (unless --fps)")
     runs_dir(tui)
 
     train = sub.add_parser("train", help="train a preset headless")

@@ -40,13 +40,15 @@ class WorkbenchApp(App):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False)]
 
     def __init__(self, *, runs_dir: Path | None = None, preset: Preset | None = None, base: Preset | None = None,
-                 start: bool = False, fps: float = DEFAULT_FPS, count_params: bool = True, attach: str | None = None):
+                 start: bool = False, fps: float = DEFAULT_FPS, count_params: bool = True, attach: str | None = None,
+                 compact: bool = False):
         super().__init__()
         self.runs_dir = runs_dir
         self.initial_preset = preset
         self.initial_base = base or preset
         self.start_immediately = start
         self.fps = fps
+        self.compact = compact  # low-bandwidth mode: fewer charts on the dashboard
         self.count_params = count_params
         self.attach_run_id = attach  # `workbench attach RUN_ID`: open that run's dashboard first
         self.dashboard: DashboardScreen | None = None
@@ -206,7 +208,8 @@ def run_tui(args) -> int:
     """`workbench tui [--preset P] [--start] [--set K=V ...] [--runs-dir DIR] [--fps F]`."""
     from workbench.presets import DEFAULT_PRESET, load_preset
 
-    fps = DEFAULT_FPS if getattr(args, "fps", None) is None else args.fps
+    low_bandwidth = bool(getattr(args, "low_bandwidth", False))
+    fps = (1.0 if low_bandwidth else DEFAULT_FPS) if getattr(args, "fps", None) is None else args.fps
     if not (0.5 <= fps <= 30):
         raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
     overrides = list(getattr(args, "overrides", None) or [])
@@ -215,7 +218,8 @@ def run_tui(args) -> int:
         ref = args.preset or DEFAULT_PRESET
         base = load_preset(ref)
         preset = load_preset(ref, overrides) if overrides else base
-    app = WorkbenchApp(runs_dir=args.runs_dir, preset=preset, base=base, start=bool(args.start), fps=fps)
+    app = WorkbenchApp(runs_dir=args.runs_dir, preset=preset, base=base, start=bool(args.start), fps=fps,
+                       compact=low_bandwidth)
     try:
         app.run()
     finally:

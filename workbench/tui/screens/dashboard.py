@@ -84,6 +84,12 @@ class DashboardScreen(Screen):
     def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: RunSession | None = None,
                  autostart: bool = True):
         super().__init__()
+        try:
+            compact = bool(getattr(self.app, "compact", False))
+        except Exception:  # constructed outside a running app
+            compact = False
+        if compact:  # low-bandwidth mode: the two-chart layout at any terminal width
+            self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow")]
         self.preset = preset
         self.session = session or RunSession(preset, runs_dir)
         self.runs_dir = runs_dir
