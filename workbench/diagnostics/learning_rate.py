@@ -5,8 +5,8 @@ warmup and MIN_STEP (Adam's first updates are unrepresentative) the median of th
 projected to the schedule's peak LR (ratio x peak LR / LR at that step), so warmup and decay do not
 count against the configured value. Layers that got (almost) no gradient are left out: they move only
 by weight decay, which says nothing about the LR; so are layers that started at exactly zero (LoRA's
-B matrices: any update is huge relative to a weight that was 0); with fewer than MIN_LAYERS trained layers (a soft
-prompt, say, where large relative updates are the norm) the ratios are not judged.
+B matrices: any update is huge relative to a weight that was 0); with fewer than MIN_LAYERS trained
+layers (a soft prompt, where large relative updates are the norm) the ratios are not judged.
 
 Too high (any of): the projected median ratio above HIGH_RATIO on two probes in a row; or the
 training loss climbing back above RISE_FACTOR x its scale (the loss at the start or the loss of a
@@ -35,8 +35,8 @@ RISE_FACTOR = 1.5
 BLOCK = 20
 # Layers whose gradient is below this fraction of the largest layer's are left out of the median.
 ZERO_GRAD = 1e-6
-# Fewer trained layers than this (a soft prompt, a lone adapter) say nothing general about the LR.
-MIN_LAYERS = 3
+# A single trained layer (a soft prompt, say) says nothing general about the LR.
+MIN_LAYERS = 2
 # Ratios are judged from this step on (and after warmup): Adam's first updates are +-lr per element.
 MIN_STEP = 50
 
