@@ -71,3 +71,39 @@ def test_filter_syntax():
     assert not matches(row, parse_filter("status:running"))
     assert matches(row, parse_filter("without"))
     assert not matches(row, parse_filter("preset:gpt"))
+
+
+async def test_an_interrupted_run_resumes_from_the_runs_screen(runs_dir):
+    """Interrupted runs offer resume: `u` continues the same run from its checkpoint to the end."""
+    from conftest import quick_preset
+    from workbench.store import RunStore
+    from workbench.training.engine import Trainer
+    from workbench.training.telemetry import Callback
+
+    class StopAt(Callback):
+        def on_batch(self, trainer, batch):
+            if trainer.step >= 20:
+                trainer.stop("interrupted", "simulated SSH drop")
+
+    store = RunStore(runs_dir)
+    preset = quick_preset(**{"train.max_steps": 60, "train.eval_every": 30, "train.log_every": 10,
+                             "train.threads": 1})
+    result = Trainer(preset, store, callbacks=[StopAt()]).run()
+    assert result.status == "interrupted" and result.steps == 20
+    app = WorkbenchApp(runs_dir=runs_dir, count_params=False)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loads, what="runs")
+        assert app.screen.shown[0]["status"] == "interrupted"
+        app.screen.query_one("#runs-table").move_cursor(row=0)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.session.trainer is not None
+                       and dashboard.session.trainer.result is not None, timeout=120, what="resumed run ends")
+        assert dashboard.session.trainer.result.status == "completed"
+    run = store.get_run(result.run_id)
+    assert run["status"] == "completed" and run["steps"] == 60
+    assert [s for s, _ in store.metric_series(result.run_id, "loss")] == list(range(60))
+    store.close()
