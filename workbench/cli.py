@@ -490,13 +490,19 @@ def cmd_show(args) -> int:
     return EXIT_OK
 
 
-def cmd_stop(args) -> int:
+def _running_run(args):
+    """The store and the run named on the command line, which must be running (in any process)."""
     store = _store(args)
     run = store.get_run(args.run_id)
     if run is None:
         raise ConfigError(f"run {args.run_id!r}: not found in {store.path}")
     if run["status"] != "running":
         raise ConfigError(f"run {args.run_id!r}: not running (status {run['status']})")
+    return store, run
+
+
+def cmd_stop(args) -> int:
+    store, _ = _running_run(args)
     store.send_command(args.run_id, "stop")
     print(f"asked run {args.run_id} to checkpoint and stop", file=sys.stderr)
     return EXIT_OK
@@ -553,12 +559,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_control(args) -> int:
-    store = _store(args)
-    run = store.get_run(args.run_id)
-    if run is None:
-        raise ConfigError(f"run {args.run_id!r}: not found in {store.path}")
-    if run["status"] != "running":
-        raise ConfigError(f"run {args.run_id!r}: not running (status {run['status']})")
+    store, _ = _running_run(args)
     value = None
     if args.action == "set-lr":
         try:
