@@ -105,3 +105,41 @@ def test_attach_cli_refuses_unknown_runs(runs_dir):
     assert done.returncode == 2 and "no-such-run" in done.stderr and "not found" in done.stderr
     done = run_cli("attach", "x", "--runs-dir", str(runs_dir / "nowhere"), timeout=120)
     assert done.returncode == 2 and "--runs-dir" in done.stderr
+
+
+async def test_run_detached_switch_trains_in_another_process_and_attaches(runs_dir):
+    """The form's "run detached" switch: Start launches `workbench train --detach`, the dashboard attaches,
+    and leaving the app leaves the run going."""
+    import os
+
+    from test_tui_pilot import open_configure, write_user_preset
+    from textual.widgets import Switch
+
+    from workbench.follow import StoreControl
+    from workbench.store import RunStore
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.attached import AttachedSession
+    from workbench.tui.screens.dashboard import DashboardScreen
+
+    write_user_preset("long-mlp", ["train.max_steps=1000000", "train.eval_every=0", "train.threads=1"])
+    app = WorkbenchApp(runs_dir=runs_dir, count_params=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        form = await open_configure(pilot, "long-mlp")
+        form.query_one("#run-detached", Switch).value = True
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), timeout=180, what="attached dashboard")
+        session = app.screen.session
+        assert isinstance(session, AttachedSession)
+        run_id = session.run_id
+        await pilot.press("q")
+    store = RunStore(runs_dir)
+    run = store.get_run(run_id)
+    assert run["status"] == "running" and run["pid"] != os.getpid()
+    assert StoreControl(store, run_id).stop()
+    deadline = time.time() + 60
+    while store.get_run(run_id)["status"] == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert store.get_run(run_id)["status"] == "stopped"
+    store.close()

@@ -99,6 +99,38 @@ class WorkbenchApp(App):
         self.push_screen(self.dashboard)
         return self.dashboard
 
+    def start_detached(self, preset: Preset) -> None:
+        """Train `preset` in its own process (`workbench train --detach`) and attach a dashboard to it."""
+        import threading
+
+        def launch() -> None:  # a plain thread: a subprocess, no torch in this process
+            import json
+            import subprocess
+            import sys
+            import time
+
+            from workbench.presets import preset_to_toml
+            from workbench.store import default_runs_dir
+
+            runs_dir = Path(self.runs_dir or default_runs_dir()).resolve()
+            folder = runs_dir / "detached-presets"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{preset.name}-{time.strftime('%Y%m%d-%H%M%S')}.toml"
+            path.write_text(preset_to_toml(preset), encoding="utf-8")
+            done = subprocess.run([sys.executable, "-m", "workbench", "train", str(path), "--detach", "--json",
+                                   "--runs-dir", str(runs_dir)], capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                reason = (done.stderr.strip().splitlines() or ["detached run failed to start"])[-1]
+                self.call_from_thread(self.notify, reason, title="run detached", severity="error")
+                return
+            run_id = json.loads(done.stdout)["run_id"]
+            self.call_from_thread(self.notify, f"{run_id} runs in the background; leaving never stops it",
+                                  title="run detached")
+            self.call_from_thread(self.attach_run, run_id)
+
+        self.notify("Starting a detached run…", title="run detached")
+        threading.Thread(target=launch, name="workbench-detach", daemon=True).start()
+
     def attach_run(self, run_id: str) -> None:
         """Show a stored run (another process's, or a finished one) on a dashboard; leaving never stops it."""
         from workbench.tui.attached import AttachedSession

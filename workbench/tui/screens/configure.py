@@ -86,6 +86,9 @@ class ConfigureScreen(Screen):
                 yield Static("", id="form-status")
                 yield Static("", id="diff", classes="diff")
                 with Vertical(id="configure-buttons"):
+                    with Horizontal(id="detach-row"):
+                        yield Switch(False, id="run-detached")
+                        yield Label("run detached")
                     yield Button("Start  ctrl+r", variant="success", id="start")
                     yield Button("Save as preset  ctrl+s", id="save")
                     yield Button("Reset  ctrl+o", id="reset")
@@ -292,7 +295,11 @@ class ConfigureScreen(Screen):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        if not self._refuse("start"):
+        if self._refuse("start"):
+            return
+        if self.query_one("#run-detached", Switch).value:
+            self.app.start_detached(self.result.preset)
+        else:
             self.post_message(StartRun(self.result.preset))
 
     @on(Button.Pressed, "#save")
