@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # Per-step values kept for the curve detectors (older steps are dropped).
 HISTORY_STEPS = 4000
+# Per-layer evidence keeps at most this many layers (the first and last halves).
+EVIDENCE_LAYERS = 12
 # Below this fraction of trainable weights a model counts as mostly frozen (see RunContext.mostly_frozen).
 FROZEN_FRACTION = 0.1
 # The starting loss of a fresh run: the step-0 loss, or the mean of the first steps if lower.
@@ -198,6 +200,16 @@ class Detector:
     def nonfinite(self, ctx: RunContext, step: int, batch: Any, what: str) -> None: ...
 
     def end(self, ctx: RunContext, status: str) -> None: ...
+
+
+def compact(values: dict[str, float], keep: int = EVIDENCE_LAYERS) -> dict[str, Any]:
+    """Per-layer numbers for evidence: all of them for small models, else the first and last keep/2
+    (in order) and how many were left out, so a finding stays readable and small in the store."""
+    items = list(values.items())
+    if len(items) <= keep:
+        return dict(items)
+    half = keep // 2
+    return {**dict(items[:half]), "...": f"{len(items) - 2 * half} more layers", **dict(items[-half:])}
 
 
 def fmt(value: float | None) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.diagnostics.base import Detector, RunContext, fmt
+from workbench.diagnostics.base import Detector, RunContext, compact, fmt
 
 SPIKE_FACTOR = 10.0
 PEAK_FACTOR = 2.0
@@ -153,7 +153,7 @@ class ExplodingGradientsDetector(Detector):
         ctx.report("exploding_gradients", step, f"gradients grow as they flow back: `{name}` has gradient norm "
                    f"{fmt(value)}, {value / late_median:.0f}x the last layers' ({fmt(late_median)})", {
                        "layer_grad_norm": value, "late_median": late_median, "early_median": early_median,
-                       "grad_norms": dict(layers),
+                       "grad_norms": compact(dict(layers)),
                    }, layer=name)
 
 
@@ -177,7 +177,7 @@ class VanishingGradientsDetector(Detector):
         early, late = _thirds(layers)
         late_median = float(np.median([v for _, v in late]))
         early_median = float(np.median([v for _, v in early]))
-        evidence = {"early_median": early_median, "late_median": late_median, "grad_norms": dict(layers)}
+        evidence = {"early_median": early_median, "late_median": late_median, "grad_norms": compact(dict(layers))}
         vanishing = late_median > 0 and early_median * LAYER_RATIO < late_median
         persisting, self.ratio_before = vanishing and self.ratio_before, vanishing
         if persisting:

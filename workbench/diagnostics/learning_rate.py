@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.diagnostics.base import Detector, RunContext, fmt
+from workbench.diagnostics.base import Detector, RunContext, compact, fmt
 from workbench.diagnostics.loss_curve import loss_scale
 
 HIGH_RATIO = 0.1
@@ -86,7 +86,7 @@ class LearningRateDetector(Detector):
         base = ctx.base_lr()
         projected = median * base / lr
         evidence = {"median_update_ratio": median, "projected_ratio": projected, "lr": lr, "peak_lr": base,
-                    "update_ratios": dict(probe.get("update_ratios", {}))}
+                    "update_ratios": compact(ratios)}
         self.high_streak = self.high_streak + 1 if projected > HIGH_RATIO else 0
         self.low_streak = self.low_streak + 1 if projected < LOW_RATIO else 0
         if self.high_streak >= 2:
