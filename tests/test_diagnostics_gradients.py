@@ -68,3 +68,13 @@ def test_a_repeated_finding_never_gets_milder(store):
     assert clipping and clipping[0]["evidence"]["median_norm"] < 10 * 0.1  # on its own only info
     assert {r["severity"] for r in reports} == {"warning"}
     assert out.of("exploding_gradients")[0]["severity"] == "warning"
+
+
+def test_per_layer_evidence_stays_small_for_big_models():
+    from workbench.diagnostics.base import compact
+
+    norms = {f"layers.{i}": float(i) for i in range(40)}
+    kept = compact(norms)
+    assert list(kept)[:6] == [f"layers.{i}" for i in range(6)] and list(kept)[-1] == "layers.39"
+    assert kept["..."] == "28 more layers" and len(kept) == 13
+    assert compact({"head": 1.0}) == {"head": 1.0}
