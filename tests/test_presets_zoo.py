@@ -107,7 +107,7 @@ LEARNS = {
                  "data.args.block_size": 32, "data.args.max_chars": 60000, "schedule.warmup_steps": 10},
     "transformer-classifier": {"train.max_steps": 120, "model.args.d_model": 64, "model.args.n_layer": 1,
                                "data.args.max_per_class": 800, "data.args.seq_len": 24, "schedule.warmup_steps": 20},
-    "hf-bert-classifier": {"train.max_steps": 120, "model.args.num_layers": 1, "data.args.max_per_class": 800,
+    "hf-bert-classifier": {"train.max_steps": 200, "model.args.num_layers": 1, "data.args.max_per_class": 800,
                            "data.args.seq_len": 24, "schedule.warmup_steps": 20, "optim.lr": 1e-3},
     "hf-gpt2-lm": {"train.max_steps": 60, "model.args.n_layer": 1, "model.args.n_embd": 64,
                    "data.args.block_size": 32, "data.args.max_chars": 60000, "schedule.warmup_steps": 10},
