@@ -114,7 +114,7 @@ def test_lr_too_low_in_a_recurrent_model(store):
     from conftest import quick_preset
 
     preset = quick_preset("lstm-forecaster", **CONSTANT, **{
-        "optim.lr": 1e-7, "train.max_steps": 160, "train.threads": 1, "train.probe_every": 50,
+        "optim.lr": 1e-7, "train.max_steps": 110, "train.threads": 1, "train.probe_every": 50,
         "model.args.hidden": 32, "data.args.train_size": 1024, "train.eval_every": 0})
     out = train(preset, store)
     assert out.of("lr_too_low")[0]["evidence"]["projected_ratio"] < 1e-5
