@@ -1,7 +1,8 @@
 """The run store: one SQLite database (WAL) in the runs directory holding every run's history.
 
-Tables: runs, metrics (run, step, name, value), findings, events (samples, logs), checkpoints and
-control (commands for a trainer in another process). Writes from the trainer go through
+Tables: runs, metrics (run, step, name, value), metric_buckets (min/max of every 64 and 4,096 steps,
+kept up to date as metrics are written, so long series are read downsampled without scanning them),
+findings, events (samples, logs), checkpoints and control (commands for a trainer in another process). Writes from the trainer go through
 `StoreWriter`, a small thread that batches them into short transactions so the training loop never
 waits on the disk. Readers in other processes (the TUI, `workbench runs`) see committed data at once.
 """
@@ -26,6 +27,8 @@ ENV_RUNS_DIR = "WORKBENCH_RUNS_DIR"
 # A running run whose heartbeat is older than this (and whose process we can't see) is interrupted.
 STALE_AFTER_S = 30.0
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted")
+# Steps per summary bucket: the fine level is built from metric rows, the coarse one from fine buckets.
+BUCKET_WIDTHS = (64, 4096)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,6 +56,18 @@ CREATE TABLE IF NOT EXISTS metrics (
     step INTEGER NOT NULL,
     value REAL,
     PRIMARY KEY (run_id, name, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metric_buckets (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    lo REAL,
+    hi REAL,
+    first_step INTEGER NOT NULL,
+    last_step INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name, width, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS findings (
     run_id TEXT NOT NULL,
@@ -116,6 +131,19 @@ def _pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def metric_spans(rows: Iterable[tuple[int, str, Any]],
+                 into: dict[str, tuple[int, int]] | None = None) -> dict[str, tuple[int, int]]:
+    """{name: (first step, last step)} of metric rows, merged into `into` when given."""
+    spans = {} if into is None else into
+    for step, name, _ in rows:
+        span = spans.get(name)
+        if span is None:
+            spans[name] = (step, step)
+        elif step < span[0] or step > span[1]:
+            spans[name] = (min(step, span[0]), max(step, span[1]))
+    return spans
 
 
 class RunStore:
@@ -222,15 +250,39 @@ class RunStore:
              json.dumps(stats) if stats is not None else None, run_id),
         )
 
-    def add_metrics(self, run_id: str, rows: list[tuple[int, str, float]], conn=None) -> None:
-        """rows: (step, name, value). Re-logging a step (after a resume) replaces the old value."""
+    def add_metrics(self, run_id: str, rows: list[tuple[int, str, float]], conn=None, buckets: bool = True) -> None:
+        """rows: (step, name, value). Re-logging a step (after a resume) replaces the old value.
+
+        The summary buckets the rows fall in are recomputed in the same transaction (buckets=False leaves
+        that to the caller, who batches several calls: see `update_buckets`)."""
         sql = "INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)"
         data = [(run_id, step, name, value) for step, name, value in rows]
+
+        def work(db) -> None:
+            db.executemany(sql, data)
+            if buckets:
+                self.update_buckets(run_id, metric_spans(rows), db)
+
         if conn is not None:
-            conn.executemany(sql, data)
+            work(conn)
         else:
-            with self._lock:
-                self.transaction(lambda db: db.executemany(sql, data))
+            self.transaction(work)
+
+    def update_buckets(self, run_id: str, spans: dict[str, tuple[int, int]], conn) -> None:
+        """Recompute the summary buckets covering each metric's written [first, last] steps, from the rows
+        themselves (so a replaced value never leaves a stale extreme behind); inside a transaction."""
+        fine, coarse = BUCKET_WIDTHS
+        per = coarse // fine
+        for name, (lo, hi) in spans.items():
+            conn.execute(
+                "INSERT OR REPLACE INTO metric_buckets SELECT run_id, name, ?, step / ?, MIN(value), MAX(value),"
+                " MIN(step), MAX(step), COUNT(*) FROM metrics WHERE run_id=? AND name=? AND step>=? AND step<?"
+                " GROUP BY step / ?", (fine, fine, run_id, name, lo // fine * fine, (hi // fine + 1) * fine, fine))
+            conn.execute(
+                "INSERT OR REPLACE INTO metric_buckets SELECT run_id, name, ?, bucket / ?, MIN(lo), MAX(hi),"
+                " MIN(first_step), MAX(last_step), SUM(n) FROM metric_buckets WHERE run_id=? AND name=? AND width=?"
+                " AND bucket>=? AND bucket<? GROUP BY bucket / ?",
+                (coarse, per, run_id, name, fine, lo // coarse * per, (hi // coarse + 1) * per, per))
 
     def upsert_finding(self, run_id: str, finding: dict[str, Any], conn=None) -> None:
         """One row per (code, layer): a repeat updates count, last step, evidence and message."""
@@ -346,6 +398,49 @@ class RunStore:
         rows = self._query("SELECT MIN(value) AS v FROM metrics WHERE run_id=? AND name=?", (run_id, name))
         return rows[0]["v"] if rows else None
 
+    def step_range(self, run_id: str, name: str) -> tuple[int, int] | None:
+        """(first, last) logged step of a metric: two index seeks, whatever the series' length."""
+        first = self._query("SELECT step FROM metrics WHERE run_id=? AND name=? ORDER BY step LIMIT 1", (run_id, name))
+        if not first:
+            return None
+        last = self._query("SELECT step FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1",
+                           (run_id, name))
+        return first[0]["step"], last[0]["step"]
+
+    def bucket_width(self, run_id: str, name: str, at_most: int) -> int | None:
+        """The widest summary level no wider than `at_most` steps whose buckets cover the whole series, or
+        None (a short span, or a run recorded before the summary existed: read the rows themselves)."""
+        span = self.step_range(run_id, name)
+        for width in sorted(BUCKET_WIDTHS, reverse=True):
+            if width > at_most or span is None:
+                continue
+            ends = self._query(
+                "SELECT (SELECT first_step FROM metric_buckets WHERE run_id=?1 AND name=?2 AND width=?3"
+                " ORDER BY bucket LIMIT 1) AS first, (SELECT last_step FROM metric_buckets WHERE run_id=?1"
+                " AND name=?2 AND width=?3 ORDER BY bucket DESC LIMIT 1) AS last", (run_id, name, width))[0]
+            if (ends["first"], ends["last"]) == span:
+                return width
+        return None
+
+    def bucketed_series(self, run_id: str, name: str, width: int, origin: int, stride: int) -> list[dict[str, Any]]:
+        """Summary buckets of `width` steps regrouped `stride` steps apart from `origin`, in SQL: one row per
+        group with lo, hi, first and last step (NULL-only groups left out)."""
+        return self._query(
+            "SELECT MIN(lo) AS lo, MAX(hi) AS hi, MIN(first_step) AS s0, MAX(last_step) AS s1 FROM metric_buckets"
+            " WHERE run_id=? AND name=? AND width=? GROUP BY (first_step - ?) / ? HAVING MIN(lo) IS NOT NULL"
+            " ORDER BY s0", (run_id, name, width, origin, stride))
+
+    def extreme_metric(self, run_id: str, name: str, lowest: bool = True) -> float | None:
+        """The series' minimum (or maximum), from the coarsest summary level when it covers the series."""
+        width = self.bucket_width(run_id, name, max(BUCKET_WIDTHS))
+        aggregate = "MIN" if lowest else "MAX"
+        if width is None:
+            rows = self._query(f"SELECT {aggregate}(value) AS v FROM metrics WHERE run_id=? AND name=?", (run_id, name))
+        else:
+            rows = self._query(f"SELECT {aggregate}({'lo' if lowest else 'hi'}) AS v FROM metric_buckets"
+                               " WHERE run_id=? AND name=? AND width=?", (run_id, name, width))
+        return rows[0]["v"] if rows else None
+
     def metric_series(
         self, run_id: str, name: str, after_step: int = -1, max_points: int | None = None
     ) -> list[tuple[int, float]]:
@@ -458,15 +553,19 @@ class StoreWriter:
 
         def work(db):
             nonlocal steps
+            spans: dict[str, tuple[int, int]] = {}
             for kind, payload in items:
                 if kind == "metrics":
-                    self.store.add_metrics(self.run_id, payload, conn=db)
+                    self.store.add_metrics(self.run_id, payload, conn=db, buckets=False)
+                    metric_spans(payload, spans)
                 elif kind == "finding":
                     self.store.upsert_finding(self.run_id, payload, conn=db)
                 elif kind == "event":
                     self.store.add_event(self.run_id, *payload, conn=db)
                 elif kind == "heartbeat":
                     steps = payload
+            if spans:  # once per commit, not per batch: each update is a statement per metric
+                self.store.update_buckets(self.run_id, spans, db)
             if steps is not None:
                 db.execute("UPDATE runs SET steps=?, heartbeat=? WHERE run_id=?", (steps, time.time(), self.run_id))
 

@@ -1,8 +1,8 @@
 """The data behind the TUI's runs and compare screens, read from the run store (no Textual, no torch).
 
-Everything here is cheap on long runs: chart series come downsampled by the store (min/max per bucket),
-summaries use SQL aggregates (MIN, the newest row, the first step under a target) instead of reading
-whole series, so a run with a million logged steps loads in a fraction of a second. The screens call
+Everything here is cheap on long runs: chart series come from the store's summary buckets (min/max per
+64 or 4,096 steps), summaries use the same buckets and indexed look-ups (the newest row, the first step
+under a target) instead of reading whole series, so a run with a million logged steps loads in a fraction of a second. The screens call
 these on worker threads; `benchmarks/compare_load.py` times them.
 """
 
@@ -62,23 +62,30 @@ def _map_x(points: list[tuple[int, float]], mapping: list[tuple[int, float]]) ->
 def downsampled(store: RunStore, run_id: str, name: str, points: int) -> list[tuple[int, float]]:
     """(step, value) pairs, at most about `points`: the min and max of each step bucket, so spikes survive.
 
-    One MIN/MAX range query per bucket walks the (run_id, name, step) index in order; that is several
-    times faster than the store's GROUP BY over the whole series, which sorts it."""
-    # Each bound alone is one index seek; COUNT(*) would walk the whole series.
-    lo = store._query("SELECT MIN(step) AS s FROM metrics WHERE run_id=? AND name=?", (run_id, name))[0]["s"]
-    hi = store._query("SELECT MAX(step) AS s FROM metrics WHERE run_id=? AND name=?", (run_id, name))[0]["s"]
-    if lo is None:
+    Long series come from the store's summary buckets (min/max per 64 or 4,096 steps, kept as metrics are
+    written), regrouped in SQL: a million-step series reads a few hundred rows. Runs recorded before the
+    summary existed fall back to one MIN/MAX range query per bucket over the (run_id, name, step) index."""
+    span = store.step_range(run_id, name)
+    if span is None:
         return []
+    lo, hi = span
     if hi - lo + 1 <= points:  # at most one row per step: few enough to read as they are
         return store.metric_series(run_id, name)
     buckets = max(1, points // 2)
     width = max(1, -(-(hi - lo + 1) // buckets))
+    level = store.bucket_width(run_id, name, width // 2)  # at least two summary buckets per chart bucket
+    if level is not None:
+        rows = store.bucketed_series(run_id, name, level, lo, width)
+    else:
+        rows = []
+        for start in range(lo, hi + 1, width):
+            row = store._query("SELECT MIN(value) AS lo, MAX(value) AS hi, MIN(step) AS s0, MAX(step) AS s1"
+                               " FROM metrics WHERE run_id=? AND name=? AND step>=? AND step<?",
+                               (run_id, name, start, start + width))[0]
+            if row["lo"] is not None:
+                rows.append(row)
     out: list[tuple[int, float]] = []
-    for start in range(lo, hi + 1, width):
-        row = store._query("SELECT MIN(value) AS lo, MAX(value) AS hi, MIN(step) AS s0, MAX(step) AS s1 FROM metrics"
-                           " WHERE run_id=? AND name=? AND step>=? AND step<?", (run_id, name, start, start + width))[0]
-        if row["lo"] is None:
-            continue
+    for row in rows:
         middle = (row["s0"] + row["s1"]) // 2  # both extremes at the bucket's middle: one column, its full range
         out.append((middle, row["lo"]))
         if row["hi"] != row["lo"]:
@@ -129,9 +136,7 @@ def findings_by_severity(store: RunStore, run_ids: list[str] | None = None) -> d
 
 
 def _best(store: RunStore, run_id: str, name: str, lower_better: bool) -> float | None:
-    aggregate = "MIN" if lower_better else "MAX"
-    rows = store._query(f"SELECT {aggregate}(value) AS v FROM metrics WHERE run_id=? AND name=?", (run_id, name))
-    return rows[0]["v"] if rows else None
+    return store.extreme_metric(run_id, name, lowest=lower_better)
 
 
 def summary_row(store: RunStore, run: dict[str, Any], target: float | None = None,
