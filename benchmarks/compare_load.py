@@ -5,9 +5,10 @@ A temporary store gets one synthetic run (rows inserted directly with executeman
 not training): train loss at every step, lr, grad norm, samples seen and wall time every 10 steps, val
 loss every 1,000. `load` is what the compare screen's worker does per run (`load_curves`: every chart's
 series downsampled by the store to about two points per column, mapped to the x axis) plus the summary
-tables (`summarize`: SQL aggregates). `redraw` builds the loss chart (plotext matrix -> strips, as the
-TUI does) at a fixed size with the run drawn once and five times (five runs overlaid), medians of
---repeats builds, CPU seconds of the UI thread.
+tables (`summarize`: SQL aggregates and the store's summary buckets). `redraw` builds the compare view's
+loss chart (OverlayChart: plotext lays out the frame, the lines are rasterized in one pass, as the TUI
+does) at a fixed size with the run drawn once and five times (five runs overlaid), builds interleaved,
+medians of 8 x --repeats builds, CPU seconds of the UI thread.
 
     .venv/bin/python benchmarks/compare_load.py [--steps 1000000] [--repeats 7] [--size 150x50]
 Prints one JSON object.
@@ -32,7 +33,8 @@ from textual.app import App  # noqa: E402
 from workbench.store import RunStore  # noqa: E402
 from workbench.tui.compare_data import RunCurves, load_curves, summarize  # noqa: E402
 from workbench.tui.screens.compare import MIN_POINTS, curves_state, overlay_lines  # noqa: E402
-from workbench.tui.widgets.charts import ChartOptions, MetricChart  # noqa: E402
+from workbench.tui.widgets.charts import ChartOptions  # noqa: E402
+from workbench.tui.widgets.overlay import OverlayChart  # noqa: E402
 
 BATCH = 32
 
@@ -64,34 +66,39 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 
 async def redraw_times(curves: RunCurves, size: tuple[int, int], repeats: int) -> dict[str, float]:
+    """The compare view's loss chart with the run drawn once and five times, builds interleaved."""
     out = {}
 
     class Bench(App):
         pass
 
     app = Bench()
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=(size[0], size[1] * 2 + 2)) as pilot:
+        charts = {}
         for count in (1, 5):
             many = [RunCurves(f"20250101-000000-run{i}", curves.series, curves.metrics) for i in range(count)]
-            state = curves_state(many, "step")
-            chart = MetricChart("loss", overlay_lines(many, "loss"), state, ChartOptions())
+            chart = OverlayChart("loss", overlay_lines(many, "loss"), curves_state(many, "step"), ChartOptions())
+            chart.styles.height = size[1]
             await app.mount(chart)
-            await pilot.pause()
-            costs = []
-            for _ in range(repeats):
+            charts[count] = chart
+        await pilot.pause()
+        costs: dict[int, list[float]] = {1: [], 5: []}
+        for _ in range(repeats):
+            for count, chart in charts.items():
                 started = time.thread_time()
                 chart._build(chart.size.width, chart.size.height)
-                costs.append(time.thread_time() - started)
-            out[f"redraw_{count}_runs_s"] = statistics.median(costs)
+                costs[count].append(time.thread_time() - started)
+        for count, chart in charts.items():
+            out[f"redraw_{count}_runs_s"] = statistics.median(costs[count])
             out[f"points_{count}_runs"] = chart.last_points
-            await chart.remove()
+        out["chart_size"] = f"{charts[1].size.width}x{charts[1].size.height}"
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="load repeats (redraws: 8x as many)")
     parser.add_argument("--size", default="150x50")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -104,7 +111,7 @@ def main() -> int:
         load_step, curves = timed(lambda: load_curves(store, run_id, points, "step"), args.repeats)
         load_samples, _ = timed(lambda: load_curves(store, run_id, points, "samples"), args.repeats)
         summary_s, _ = timed(lambda: summarize(store, [run_id], target=0.5), args.repeats)
-        redraw = asyncio.run(redraw_times(curves, (width // 3, height // 2), args.repeats))
+        redraw = asyncio.run(redraw_times(curves, (width // 3, height // 2), args.repeats * 8))
         store.close()
     result = {
         "benchmark": "compare_load", "logged_steps": args.steps, "insert_s": round(insert_s, 2),
@@ -114,7 +121,10 @@ def main() -> int:
         **{k: round(v, 5) if isinstance(v, float) else v for k, v in redraw.items()},
     }
     result["redraw_ratio_5_vs_1"] = round(redraw["redraw_5_runs_s"] / max(redraw["redraw_1_runs_s"], 1e-9), 2)
-    result["goal_met"] = result["load_total_s"] < 1.0 and result["redraw_ratio_5_vs_1"] < 5
+    result["redraw_1_runs_ms"] = round(redraw["redraw_1_runs_s"] * 1e3, 2)
+    result["redraw_5_runs_ms"] = round(redraw["redraw_5_runs_s"] * 1e3, 2)
+    result["goal"] = {"load_total_s": 0.3, "redraw_ratio_5_vs_1": 1.5}
+    result["goal_met"] = result["load_total_s"] < 0.3 and result["redraw_ratio_5_vs_1"] <= 1.5
     print(json.dumps(result, indent=2))
     return 0
 

@@ -65,3 +65,20 @@ def test_a_long_run_loads_from_a_few_hundred_rows(store):
     assert summary["runs"][0]["metrics"]["loss"]["best"] == pytest.approx(2.0 / 200.999)
     assert store.bucket_width(run_id, "loss", 1_000) == BUCKET_WIDTHS[0]  # the summary, not the 200k rows
     assert elapsed < 0.5, elapsed  # generous: benchmarks/compare_load.py times a million steps
+
+
+def test_overlay_rasterizer_draws_connected_lines_and_envelopes():
+    from workbench.tui.widgets.overlay import BRAILLE, NONE, braille_cells, column_spans
+
+    # a steep line from (0, 0) to (3, 30): every column covered, the spans joined end to end
+    bottom, top = column_spans([0, 3], [0, 30], [0, 30], 6)
+    assert bottom[:4] == [0, 5, 15, 25] and top[:4] == [5, 15, 25, 30]
+    assert bottom[4:] == [NONE, NONE]  # nothing right of the last point
+    # a min/max envelope at one column fills that column from its low to its high
+    bottom, top = column_spans([1], [2], [9], 2)
+    cells: dict = {}
+    touched = braille_cells(bottom, top, 12, cells)
+    assert touched == [(0, 0), (0, 1), (0, 2)]
+    assert chr(BRAILLE + cells[(0, 1)]) == "⢸"  # the right sub-column, all four dots
+    assert chr(BRAILLE + cells[(0, 0)]) == "⠘"  # sub-rows 2-3 from the bottom: the cell's top two dots
+    assert chr(BRAILLE + cells[(0, 2)]) == "⢠"  # sub-rows 0-1 of the top cell: its bottom two dots

@@ -3,7 +3,8 @@ and a summary table (best/final metrics, time to a target val loss, throughput, 
 pinned baseline).
 
 Series come downsampled from the store (about two points per chart column) on a worker thread, so even
-million-step runs open at once; while any compared run is still training the view reloads every few
+million-step runs open at once; the charts draw all runs' lines in one pass (OverlayChart), so five
+overlaid runs redraw about as fast as one; while any compared run is still training the view reloads every few
 seconds. No torch here.
 """
 
@@ -24,7 +25,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from workbench.tui.compare_data import CHARTS, X_AXES, RunCurves, load_curves, summarize
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.state import RunState
-from workbench.tui.widgets.charts import ChartOptions, Line, MetricChart, format_tick, format_value
+from workbench.tui.widgets.charts import ChartOptions, Line, format_tick, format_value
+from workbench.tui.widgets.overlay import OverlayChart
 
 RUN_COLORS = ((80, 160, 255), (255, 150, 60), (90, 210, 120), (190, 130, 255), (240, 80, 80), (230, 200, 70),
               (70, 210, 220), (255, 120, 200))
@@ -93,7 +95,7 @@ class CompareScreen(Screen):
         self.curves: list[RunCurves] = []
         self.summary: dict[str, Any] = {"runs": [], "differing_config": {}, "baseline": None, "best_run": None}
         self.loads = 0  # completed loads (tests wait on it)
-        self.charts = [MetricChart(title, [], self.state, self.options, id=f"cmp-{i}")
+        self.charts = [OverlayChart(title, [], self.state, self.options, id=f"cmp-{i}")
                        for i, (title, _) in enumerate(CHARTS)]
 
     def compose(self) -> ComposeResult:

@@ -226,6 +226,7 @@ class MetricChart(PlotextPlot):
         self._fill()
         plt._set_sizes()
         plt._build_matrix()
+        self._draw_over(plt.monitor)
         matrix = plt.monitor.matrix
         base = self.rich_style
         styles: dict = {}
@@ -245,6 +246,13 @@ class MetricChart(PlotextPlot):
         while len(strips) < height:
             strips.append(Strip.blank(width, base))
         return strips[:height]
+
+    def _series_data(self, series, buckets: int, window: tuple[float, float]) -> Buckets:
+        """One line's points for this build: the series re-bucketed to the chart's columns."""
+        return series.downsample(buckets, window[0], window[1], self.options.x_axis, positive_only=self.options.log_y)
+
+    def _draw_over(self, monitor) -> None:
+        """Called once plotext has built its matrix: subclasses draw on it (OverlayChart draws its lines)."""
 
     def _x_window(self) -> tuple[float, float] | None:
         lo = hi = None
@@ -276,8 +284,7 @@ class MetricChart(PlotextPlot):
                 series = self.state.series.get(line.metric)
                 if series is None or not len(series):
                     continue
-                data = series.downsample(buckets, window[0], window[1], options.x_axis,
-                                         positive_only=options.log_y)
+                data = self._series_data(series, buckets, window)
                 plotted += self._plot_line(line, data)
                 if len(data):
                     y_range += [min(data.lo), max(data.hi)]
