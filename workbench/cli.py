@@ -206,32 +206,12 @@ def cmd_train(args) -> int:
     return run_headless(preset, store, args.json, resume_run_id=args.resume)
 
 
-def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
-    """`--sweep optim.lr=1e-4,3e-4` (repeatable) -> one list of --set overrides per combination."""
-    import itertools
-
-    axes = []
-    for sweep in sweeps:
-        key, sep, values = sweep.partition("=")
-        items = [v.strip() for v in values.split(",")] if sep else []
-        if not key.strip() or not items or any(not v for v in items):
-            raise UsageError(f"workbench train: --sweep {sweep!r}: expected section.key=value1,value2,...")
-        axes.append([f"{key.strip()}={value}" for value in items])
-    return [list(combo) for combo in itertools.product(*axes)]
-
-
 def run_sweep(args) -> int:
     """Validate every combination first (nothing runs if one is bad), then train them one after another."""
-    from workbench.builders import check_preset
     from workbench.compare import compare_runs, format_comparison
-    from workbench.presets import load_preset
+    from workbench.sweep import sweep_presets
 
-    combos = sweep_overrides(args.sweep)
-    presets = []
-    for combo in combos:
-        preset = load_preset(args.preset, [*args.overrides, *combo])
-        check_preset(preset)
-        presets.append((combo, preset))
+    presets = [(run.overrides, run.preset) for run in sweep_presets(args.preset, args.sweep, args.overrides)]
     store = _store(args)
     run_ids, codes = [], []
     for index, (combo, preset) in enumerate(presets, 1):

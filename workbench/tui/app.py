@@ -25,6 +25,8 @@ from workbench.tui.screens.modals import ConfirmScreen
 from workbench.tui.screens.presets import PresetsScreen
 
 if TYPE_CHECKING:
+    from workbench.sweep import SweepRun
+    from workbench.tui.queue import RunQueue
     from workbench.tui.screens.dashboard import DashboardScreen
 
 DEFAULT_FPS = 4.0
@@ -52,6 +54,7 @@ class WorkbenchApp(App):
         self.count_params = count_params
         self.attach_run_id = attach  # `workbench attach RUN_ID`: open that run's dashboard first
         self.dashboard: DashboardScreen | None = None
+        self.queue: RunQueue | None = None  # runs queued from the presets screen or a sweep
         self._quitting = False
         self._confirming_quit = False
 
@@ -98,6 +101,86 @@ class WorkbenchApp(App):
         self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps)
         self.push_screen(self.dashboard)
         return self.dashboard
+
+    # -- queues and sweeps ---------------------------------------------------------------------------
+    def queue_active(self) -> bool:
+        return self.queue is not None and not self.queue.done
+
+    def start_queue(self, runs: list[SweepRun]) -> bool:
+        """Train `runs` one after another, then open the compare view on them.
+
+        Every run's builders are checked first on a worker thread (it imports torch; the same check as
+        `workbench train --sweep`): if one is refused, nothing runs."""
+        from workbench.tui.queue import QueuedRun, RunQueue
+
+        if self.has_active_run() or self.queue_active():
+            self.notify("A run is already active: stop it first.", severity="error")
+            return False
+        if not runs:
+            return False
+        self.queue = RunQueue([QueuedRun(run.label or run.preset.name, run.preset) for run in runs])
+        self.notify(f"Checking {len(runs)} runs…", title="queue")
+        self.run_worker(partial(self._check_queue, self.queue, runs), thread=True, exit_on_error=False,
+                        group="queue-check", name="queue-check")
+        return True
+
+    def _check_queue(self, queue: RunQueue, runs: list[SweepRun]) -> None:
+        from workbench.sweep import check_runs
+
+        try:
+            check_runs(runs)
+        except ConfigError as error:
+            self.call_from_thread(self._queue_refused, queue, str(error))
+            return
+        self.call_from_thread(self._start_queued, queue)
+
+    def _queue_refused(self, queue: RunQueue, reason: str) -> None:
+        queue.done = True
+        self.notify(reason, title="queue refused: nothing ran", severity="error", timeout=10)
+
+    def _start_queued(self, queue: RunQueue, replacing: DashboardScreen | None = None) -> None:
+        from workbench.tui.screens.dashboard import DashboardScreen
+
+        if self._quitting or queue.done:
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, PresetsScreen):
+                screen.stop_counting()
+        self.dashboard = DashboardScreen(queue.current.preset, self.runs_dir, self.fps, queue=queue)
+        if replacing is not None and self.screen is replacing:
+            self.switch_screen(self.dashboard)
+        else:
+            self.push_screen(self.dashboard)
+
+    def queue_run_ended(self, dashboard: DashboardScreen) -> None:
+        """A queued run ended (completed, stopped, failed or diverged): start the next, or compare the set."""
+        queue = dashboard.queue
+        if queue is None or queue.done or self._quitting:
+            return
+        state = dashboard.session.state
+        following = queue.finished(dashboard.session.run_id or state.run_id, state.status)
+        self._advance_when_shown(dashboard, queue, following is not None)
+
+    def _advance_when_shown(self, dashboard: DashboardScreen, queue: RunQueue, more: bool) -> None:
+        # A dialog may be open on the dashboard: replace the dashboard once it is the screen shown again.
+        if self._quitting:
+            return
+        if self.screen is not dashboard:
+            self.set_timer(0.2, partial(self._advance_when_shown, dashboard, queue, more))
+            return
+        if more:
+            self._start_queued(queue, replacing=dashboard)
+            return
+        run_ids = queue.run_ids
+        skipped = f" ({len(queue.skipped)} recorded nothing: {', '.join(queue.skipped)})" if queue.skipped else ""
+        if len(run_ids) >= 2:
+            from workbench.tui.screens.compare import CompareScreen
+
+            self.notify(f"{len(run_ids)} runs done{skipped}: comparing them", title="queue finished")
+            self.switch_screen(CompareScreen(run_ids, self.runs_dir))
+        else:
+            self.notify(f"{len(run_ids)} run recorded{skipped}: nothing to compare", title="queue finished",
+                        severity="warning")
 
     def start_detached(self, preset: Preset) -> None:
         """Train `preset` in its own process (`workbench train --detach`) and attach a dashboard to it."""
@@ -206,6 +289,8 @@ class WorkbenchApp(App):
 
     def _stop_then_exit(self) -> None:
         self._quitting = True
+        if self.queue is not None:  # the runs not started yet are dropped, not started on the way out
+            self.queue.cancel()
         session = self.dashboard.session
         if session.launched:
             session.stop()

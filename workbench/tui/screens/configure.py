@@ -4,7 +4,9 @@ One tab per schema section (preset, model, data, optimizer, schedule, training).
 bounds; an invalid value shows pydantic's reason under it, the tab of a section with problems is
 marked, and Start is refused while any field is invalid. The side panel lists what differs from the
 preset the form started from. "Save as preset" writes a TOML file into ./presets that `workbench train`
-accepts unchanged.
+accepts unchanged. "Sweep" (ctrl+g) queues one run per value of a key (`optim.lr=1e-4,3e-4,1e-3`; several
+keys: every combination) on top of the form's values, validated by the same code as `workbench train
+--sweep`; they train one after another and the compare view opens on them.
 
 The form's values live in a dict (typed as they are entered); a section's widgets are mounted the first
 time its tab is shown, so the screen opens quickly however many fields the schema has.
@@ -45,6 +47,7 @@ class ConfigureScreen(Screen):
         Binding("ctrl+s", "save", "Save as preset", priority=True),
         Binding("ctrl+t", "next_section", "Next section", priority=True),
         Binding("ctrl+o", "reset", "Reset to preset", priority=True),
+        Binding("ctrl+g", "sweep", "Sweep: one run per value", priority=True, show=False),
         Binding("escape", "back", "Back"),
     ]
 
@@ -354,6 +357,34 @@ class ConfigureScreen(Screen):
                 elif isinstance(widget, Input):
                     widget.value = to_text(spec, value)
         self.validate()
+
+    def action_sweep(self) -> None:
+        """Ask for `key=v1,v2,...`; every combination is validated as it is typed, and Start queues them."""
+        if self._refuse("sweep"):
+            return
+        base = self.result.preset
+
+        def check(text: str) -> tuple[Any, str | None]:
+            from workbench.errors import ConfigError
+            from workbench.sweep import split_specs, sweep_presets
+
+            try:
+                runs = sweep_presets(base, split_specs(text), check=False)  # the builders are checked off this thread
+            except ConfigError as error:
+                return None, "; ".join(error.problems)
+            if len(runs) < 2:
+                return None, "give at least two values, e.g. optim.lr=1e-4,3e-4,1e-3"
+            return runs, None
+
+        def chosen(runs: Any) -> None:
+            if runs:
+                self.app.start_queue(runs)
+
+        self.app.push_screen(PromptScreen(
+            "Sweep: one run per value", "", check,
+            hint="section.key=value1,value2,...  (several keys, separated by spaces: every combination). Each run "
+                 "starts from this form's values; they train one after another, then the compare view opens."),
+            chosen)
 
     def action_back(self) -> None:
         self.app.pop_screen()

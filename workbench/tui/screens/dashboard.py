@@ -3,7 +3,8 @@
 A timer drains the trainer's telemetry buffer at a fixed rate (4 Hz by default), folds it into the
 run state, and updates only what changed; charts go through `RedrawScheduler`, so while the model
 trains the UI spends a bounded share of the process's time drawing. The trainer runs on its own
-thread; this screen only queues commands to it.
+thread; this screen only queues commands to it. A run that is part of a queue (marked presets, or a
+sweep) says which one it is ("run 2/3: optim.lr=3e-4"); when it ends the app starts the next.
 """
 
 from __future__ import annotations
@@ -77,13 +78,17 @@ class DashboardScreen(Screen):
         Binding("z", "maximize_chart", "Maximize chart", show=False),
         Binding("a", "recover", "Roll back…"),
         Binding("n", "new_run", "New run"),
+        Binding("k", "cancel_queue", "Cancel queue"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: RunSession | None = None,
-                 autostart: bool = True):
+                 autostart: bool = True, queue: Any = None):
         super().__init__()
+        self.queue = queue  # a workbench.tui.queue.RunQueue when this run is one of a set
+        self.queued = queue.current if queue is not None else None
+        self._queue_reported = False
         try:
             compact = bool(getattr(self.app, "compact", False))
         except Exception:  # constructed outside a running app
@@ -164,6 +169,8 @@ class DashboardScreen(Screen):
 
     def launch(self) -> None:
         """Start the run: torch is imported and the trainer built on a worker thread, never this one."""
+        if self.queue is not None:
+            self.log_pane.add(0, "ui", f"queue {self.queue.position(self.queued)}")
         self.log_pane.add(0, "ui", f"starting {self.preset.name} ({self.preset.train.max_steps:,} steps)…")
         self.run_worker(self.session.launch, thread=True, exit_on_error=False, group="launch", name="launch")
 
@@ -228,6 +235,8 @@ class DashboardScreen(Screen):
     def _update_subtitle(self) -> None:
         state = self.session.state
         parts = [self.preset.name, state.run_id or "starting…"]
+        if self.queue is not None:
+            parts.insert(0, self.queue.position(self.queued))
         if state.device:
             parts.append(state.device)
         if state.params is not None:
@@ -244,6 +253,9 @@ class DashboardScreen(Screen):
         if not state.ended:
             return
         self.session.close()
+        if self.queue is not None and not self._queue_reported:  # the next queued run starts (or the compare view)
+            self._queue_reported = True
+            self.app.queue_run_ended(self)
         label = status_label(state)
         if state.status in ("failed", "invalid"):
             self.error.show_error(state.status, state.reason, state.traceback, state.errors,
@@ -319,10 +331,12 @@ class DashboardScreen(Screen):
         controllable = self.session.launched and self.session.active
         if action in ("toggle_pause", "stop", "checkpoint", "set_lr"):
             return True if controllable else None
+        if action == "cancel_queue":  # only on a queued run with runs still to come
+            return self.queue is not None and self.queue.remaining > 0
         if action == "new_run":
-            return True if self.session.state.ended else None
-        if action == "recover":  # only offered when a run diverged (and this process trained it)
-            return (self.session.state.status == "diverged" and not self.session.active
+            return True if self.session.state.ended and self.queue is None else None
+        if action == "recover":  # only offered when a run diverged (and this process trained it, not in a queue)
+            return (self.session.state.status == "diverged" and not self.session.active and self.queue is None
                     and not getattr(self.session, "attached", False))
         return True
 
@@ -334,6 +348,9 @@ class DashboardScreen(Screen):
     def action_stop(self) -> None:
         if not (self.session.launched and self.session.active):
             return
+        if self.queue is not None and self.queue.remaining > 0:
+            self._stop_queued()
+            return
 
         def answered(yes: bool | None) -> None:
             if yes and self.session.stop():
@@ -342,6 +359,41 @@ class DashboardScreen(Screen):
         self.app.push_screen(ConfirmScreen("Stop this run?", "Stop", "Keep training",
                                            detail="A checkpoint is saved first; resume later with "
                                                   "`workbench train --resume RUN_ID`."), answered)
+
+    def _stop_queued(self) -> None:
+        """Stopping one run of a queue: go on with the next, or drop the rest too."""
+        remaining = self.queue.remaining
+
+        def chosen(key: str | None) -> None:
+            if key is None or not self.session.active:
+                return
+            if key == "all":
+                self.queue.cancel()
+            if self.session.stop():
+                then = "the rest of the queue is cancelled" if key == "all" else "then the next queued run starts"
+                self.log_pane.add(self.session.state.step, "ui", f"stop requested: saving a checkpoint first; {then}")
+                self.refresh_bindings()
+
+        self.app.push_screen(ChoiceScreen(f"Stop {self.queue.position(self.queued)}?",
+                                          [("next", f"Stop it and go on with the next ({remaining} to come)"),
+                                           ("all", f"Stop it and cancel the {remaining} queued after it")],
+                                          detail="A checkpoint is saved first; escape keeps training."), chosen)
+
+    def action_cancel_queue(self) -> None:
+        if self.queue is None or self.queue.remaining == 0:
+            return
+        remaining = self.queue.remaining
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.queue.remaining:
+                self.queue.cancel()
+                self.log_pane.add(self.session.state.step, "ui", f"queue cancelled: {remaining} run(s) will not start")
+                self.notify("This run goes on (x stops it); the runs recorded so far are compared when it ends.",
+                            title="queue cancelled")
+                self.refresh_bindings()
+
+        self.app.push_screen(ConfirmScreen(f"Cancel the {remaining} queued run(s) not started yet?", "Cancel them",
+                                           "Keep the queue"), answered)
 
     def action_checkpoint(self) -> None:
         if self.session.checkpoint():

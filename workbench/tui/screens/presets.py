@@ -1,4 +1,7 @@
-"""The first screen: every preset (packaged and the user's ./presets) with task, model and size."""
+"""The first screen: every preset (packaged and the user's ./presets) with task, model and size.
+
+Space marks presets and u queues the marked ones: they train one after another with their defaults, and
+the compare view opens on them when the set is done."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from workbench.presets import load_preset
 from workbench.tui.messages import StartRun
 
 PARAM_COUNT_TIMEOUT_S = 300
+HELP = ("Pick a preset: [b]enter[/b] edits its hyperparameters, [b]s[/b] starts it with its defaults. Your own "
+        "presets in ./presets are listed too.")
 
 
 def format_params(count: int | None) -> str:
@@ -35,7 +40,8 @@ def format_params(count: int | None) -> str:
 class PresetTable(DataTable):
     """The preset list; enter is the table's own key (so it follows cursor keys typed just before it)."""
 
-    BINDINGS = [Binding("enter", "select_cursor", "Configure")]
+    BINDINGS = [Binding("enter", "select_cursor", "Configure"),
+                Binding("space", "screen.mark", "Mark for a queue", show=False)]
 
 
 class PresetsScreen(Screen):
@@ -45,6 +51,7 @@ class PresetsScreen(Screen):
         Binding("s", "start_defaults", "Start with defaults"),
         Binding("r", "reload", "Reload list"),
         Binding("h", "runs", "Runs"),
+        Binding("u", "queue_marked", "Queue marked"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -52,14 +59,14 @@ class PresetsScreen(Screen):
         super().__init__()
         self.count_params = count_params
         self.catalog: list[dict[str, Any]] = []
+        self.marked: list[str] = []  # preset names in marking order: the queue's order
         self._counting = False
         self._count_process: subprocess.Popen | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="presets-body"):
-            yield Static("Pick a preset: [b]enter[/b] edits its hyperparameters, [b]s[/b] starts it with its "
-                         "defaults. Your own presets in ./presets are listed too.", id="presets-help")
+            yield Static(HELP, id="presets-help")
             yield PresetTable(id="preset-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="preset-detail")
         yield Footer()
@@ -86,9 +93,9 @@ class PresetsScreen(Screen):
         table = self.query_one(DataTable)
         current = table.cursor_row
         table.clear()
+        self.marked = [name for name in self.marked if any(e["name"] == name for e in self.catalog)]
         for entry in self.catalog:
-            name_style = "bold" if entry.get("valid", True) else "bold red"
-            table.add_row(Text(entry["name"], style=name_style), entry["task"], entry["model_kind"],
+            table.add_row(self._name_cell(entry), entry["task"], entry["model_kind"],
                           Text(format_params(entry.get("params")), justify="right"),
                           Text(entry["origin"], style="cyan" if entry["origin"] == "user" else "dim"),
                           _shorten(entry["description"], 70), key=entry["name"])
@@ -99,6 +106,61 @@ class PresetsScreen(Screen):
         if missing and self.count_params and not self._counting and not self.app_has_active_run():
             self._counting = True
             self.count_missing_params()
+
+    def _name_cell(self, entry: dict[str, Any]) -> Text:
+        style = "bold" if entry.get("valid", True) else "bold red"
+        if entry["name"] in self.marked:
+            return Text.assemble((f"{self.marked.index(entry['name']) + 1}● ", "bold cyan"), (entry["name"], style))
+        return Text(entry["name"], style=style)
+
+    def _show_marks(self) -> None:
+        table = self.query_one(DataTable)
+        for entry in self.catalog:
+            table.update_cell(entry["name"], "name", self._name_cell(entry))
+        help_text = self.query_one("#presets-help", Static)
+        if self.marked:
+            help_text.update(f"{len(self.marked)} marked for a queue ({', '.join(self.marked)}): [b]u[/b] trains them "
+                             "one after another, then compares them · [b]space[/b] unmarks")
+        else:
+            help_text.update(HELP)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "queue_marked":  # shown in the footer once something is marked
+            return bool(self.marked)
+        return True
+
+    def action_mark(self) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            return
+        if entry["name"] in self.marked:
+            self.marked.remove(entry["name"])
+        else:
+            self.marked.append(entry["name"])
+        table = self.query_one(DataTable)
+        if table.cursor_row + 1 < len(self.catalog):
+            table.move_cursor(row=table.cursor_row + 1)
+        self._show_marks()
+
+    def action_queue_marked(self) -> None:
+        """Queue the marked presets (with their defaults), in the order they were marked."""
+        from workbench.sweep import SweepRun
+
+        if not self.marked:
+            self.notify("Mark presets with space first.", severity="warning")
+            return
+        runs = []
+        for name in self.marked:
+            entry = next(e for e in self.catalog if e["name"] == name)
+            try:
+                runs.append(SweepRun([], load_preset(entry["path"])))
+            except ConfigError as error:
+                self.notify("\n".join(error.problems), title=f"{name}: invalid preset, nothing queued", severity="error")
+                return
+        if self.app.start_queue(runs):
+            self.marked = []
+            self._show_marks()
 
     def app_has_active_run(self) -> bool:
         return bool(getattr(self.app, "has_active_run", lambda: False)())
