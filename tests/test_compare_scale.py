@@ -64,7 +64,7 @@ def test_a_long_run_loads_from_a_few_hundred_rows(store):
     assert len(curves.series["loss"]) <= 202
     assert summary["runs"][0]["metrics"]["loss"]["best"] == pytest.approx(2.0 / 200.999)
     assert store.bucket_width(run_id, "loss", 1_000) == BUCKET_WIDTHS[0]  # the summary, not the 200k rows
-    assert elapsed < 0.5, elapsed  # generous: benchmarks/compare_load.py times a million steps
+    assert elapsed < 2.0, elapsed  # generous (a loaded machine): benchmarks/compare_load.py times a million steps
 
 
 def test_overlay_rasterizer_draws_connected_lines_and_envelopes():

@@ -12,7 +12,7 @@ from workbench.tui.screens.dashboard import DashboardScreen
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.screens.presets import PresetsScreen
 
-SHORT = ["train.max_steps=30", "train.eval_every=10", "data.args.train_size=512", *QUICK]
+SHORT = [*QUICK, "train.max_steps=30", "train.eval_every=10", "data.args.train_size=512", "data.args.val_size=256"]
 
 
 async def mark(pilot, names: list[str]) -> PresetsScreen:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_FPS = 4.0
 GIL_SWITCH_INTERVAL_S = 0.0005
 STOP_WAIT_S = 120.0
+QUEUE_PAUSE_S = 0.5  # an ended queued run's final status stays on screen this long before the next starts
 
 
 class WorkbenchApp(App):
@@ -159,7 +160,8 @@ class WorkbenchApp(App):
             return
         state = dashboard.session.state
         following = queue.finished(dashboard.session.run_id or state.run_id, state.status)
-        self._advance_when_shown(dashboard, queue, following is not None)
+        # Not at once: a run refused at set-up ends before its dashboard has finished mounting.
+        self.set_timer(QUEUE_PAUSE_S, partial(self._advance_when_shown, dashboard, queue, following is not None))
 
     def _advance_when_shown(self, dashboard: DashboardScreen, queue: RunQueue, more: bool) -> None:
         # A dialog may be open on the dashboard: replace the dashboard once it is the screen shown again.
