@@ -154,7 +154,7 @@ def windowed_inner(out: Path, preset_ref: str, sets: list[str], window: float, w
         live = True
 
         def on_mount(self) -> None:
-            super().on_mount()
+            # Textual calls on_mount of every class in the MRO: WorkbenchApp's runs without super().
             self.set_interval(window, self.flip)
 
         def flip(self) -> None:
