@@ -90,3 +90,47 @@ def test_axis_ticks_and_labels():
                                                                                 "89.6k", "1.2M"]
     assert [format_tick(v, "step") for v in (0, 750, 1500, 2_000_000)] == ["0", "750", "1.5k", "2M"]
     assert [format_tick(v, "time") for v in (45, 150, 3720)] == ["45s", "2:30", "1:02:00"]
+
+
+def _reference_downsample(series, n, axis="step", positive_only=False):
+    """The straightforward per-bucket loop the vectorised downsample must match."""
+    xs = series.x_values(axis)
+    lo_x, hi_x = xs[0], xs[-1]
+    scale = n / (hi_x - lo_x)
+    groups = []
+    for i, x in enumerate(xs):
+        k = min(n - 1, max(0, int((x - lo_x) * scale)))
+        if not groups or groups[-1][0] != k:
+            groups.append([k, x, series.lo[i], series.hi[i], series.total[i], series.count[i]])
+        else:
+            g = groups[-1]
+            g[2], g[3] = min(g[2], series.lo[i]), max(g[3], series.hi[i])
+            g[4] += series.total[i]
+            g[5] += series.count[i]
+    out = []
+    for _, x, lo, hi, total, count in groups:
+        mean = total / count
+        if positive_only:
+            if hi <= 0:
+                continue
+            lo = lo if lo > 0 else hi * 1e-12
+            mean = mean if mean > 0 else lo
+        out.append((x, lo, hi, mean))
+    return out
+
+
+def test_vectorised_downsample_matches_the_reference_loop_including_rollbacks_and_log_axes():
+    import random
+
+    rng = random.Random(7)
+    series = Series("loss", capacity=512)
+    step = 0
+    for i in range(20_000):
+        step = step - 300 if i == 12_000 else step + 1  # a rollback: x goes back once
+        series.append(step, step * 0.01, rng.uniform(-1.0, 3.0))
+    for n, positive_only in ((7, False), (100, False), (100, True), (333, True)):
+        got = series.downsample(n, positive_only=positive_only)
+        want = _reference_downsample(series, n, positive_only=positive_only)
+        assert len(got) == len(want) > 0
+        for row, (x, lo, hi, mean) in zip(zip(got.x, got.lo, got.hi, got.mean), want):
+            assert row == pytest.approx((x, lo, hi, mean))

@@ -91,7 +91,11 @@ class RunState:
         if newest != self.step:
             self.step = newest
             changes.progress = True
-            self._rate_points.append((time.monotonic() if now is None else now, newest))
+            now = time.monotonic() if now is None else now
+            points = self._rate_points
+            points.append((now, newest))
+            while len(points) > 2 and now - points[0][0] > RATE_WINDOW_S:  # bounded without a reader too
+                points.popleft()
         for event in events:
             self._event(event, changes)
         self.log.extend(changes.logs)

@@ -366,7 +366,7 @@ class RedrawBudget:
     builds), since every CPU second it takes is one the trainer thread may have waited for; only chart
     redraws are optional, so they spend whatever the rest leaves of `share`."""
 
-    share: float = 0.05  # target: UI thread CPU seconds per wall second while training
+    share: float = 0.03  # target: UI thread CPU seconds per wall second while training
     burst: float = 0.05  # seconds that may be spent at once after a quiet spell
     tokens: float = 0.05
     last_wall: float | None = None
