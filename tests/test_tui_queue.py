@@ -12,6 +12,8 @@ from workbench.tui.screens.dashboard import DashboardScreen
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.screens.presets import PresetsScreen
 
+# Generous: on a loaded 2-core machine the first run (torch import included) can take over a minute.
+LONG = 300.0
 SHORT = [*QUICK, "train.max_steps=30", "train.eval_every=10", "data.args.train_size=512", "data.args.val_size=256"]
 
 
@@ -35,13 +37,15 @@ async def test_marked_presets_train_one_after_another_and_open_the_compare_view(
         assert "2 marked" in str(screen.query_one("#presets-help").render())
         await pilot.press("u")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.sub_title,
-                       what="the first dashboard")
+                       timeout=LONG, what="the first dashboard")
         first = app.screen
         assert first.queued.label == "q-wide" and first.sub_title.startswith("run 1/2: q-wide")
-        await wait_for(pilot, lambda: app.dashboard is not first and app.dashboard.sub_title, what="the second run")
+        await wait_for(pilot, lambda: app.dashboard is not first and app.dashboard.sub_title, timeout=LONG,
+                       what="the second run")
         assert app.dashboard.sub_title.startswith("run 2/2: q-narrow")
         assert first.session.state.ended  # one at a time: the second starts after the first ended
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loads, what="compare")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loads, timeout=LONG,
+                       what="compare")
         compare = app.screen
         runs = RunStore(runs_dir).list_runs()
         assert [run["preset"] for run in reversed(runs)] == ["q-wide", "q-narrow"]
@@ -64,9 +68,11 @@ async def test_a_sweep_of_three_learning_rates_queues_three_runs_and_a_failed_ru
         # the middle value builds no data (a negative dataset size): that run fails, the third still runs
         await pilot.press(*"optim.lr=1e-3,3e-3,1e-2")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.sub_title, what="run 1")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.sub_title, timeout=LONG,
+                       what="run 1")
         assert app.screen.sub_title.startswith("run 1/3: optim.lr=1e-3")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loads, what="compare")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loads, timeout=LONG,
+                       what="compare")
         compare = app.screen
         assert len(compare.run_ids) == 3
         lrs = compare.summary["differing_config"]["optim.lr"]
@@ -81,7 +87,7 @@ async def test_a_sweep_of_three_learning_rates_queues_three_runs_and_a_failed_ru
         await pilot.press(*"data.args.val_size=64,-5,32")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen is not compare
-                       and app.screen.loads, timeout=90, what="the second compare")
+                       and app.screen.loads, timeout=LONG, what="the second compare")
         statuses = [run.status for run in app.queue.runs]
         assert statuses[0] == "completed" and statuses[1] in ("failed", "invalid") and statuses[2] == "completed"
         recorded = [run.run_id for run in app.queue.runs if run.run_id]

@@ -170,6 +170,7 @@ class WorkbenchApp(App):
         if self.screen is not dashboard:
             self.set_timer(0.2, partial(self._advance_when_shown, dashboard, queue, more))
             return
+        dashboard.leave()
         if more:
             self._start_queued(queue, replacing=dashboard)
             return

@@ -89,6 +89,7 @@ class DashboardScreen(Screen):
         self.queue = queue  # a workbench.tui.queue.RunQueue when this run is one of a set
         self.queued = queue.current if queue is not None else None
         self._queue_reported = False
+        self.leaving = False  # replaced by the next queued run: no more updates
         try:
             compact = bool(getattr(self.app, "compact", False))
         except Exception:  # constructed outside a running app
@@ -193,6 +194,8 @@ class DashboardScreen(Screen):
     # -- the tick -------------------------------------------------------------------------------------
     def tick(self) -> Changes:
         """Drain telemetry, update what changed, redraw due charts within the budget."""
+        if self.leaving:
+            return Changes()
         started = time.perf_counter()
         changes = self.session.poll()
         state = self.session.state
@@ -461,6 +464,12 @@ class DashboardScreen(Screen):
             self.notify("A run is active: stop it first (x), or quit (q).", severity="warning")
             return
         self.app.pop_screen()
+
+    def leave(self) -> None:
+        """This ended queued run's screen is about to be replaced: stop updating it (a title set while the
+        screen is being removed would reach a header whose children are already gone)."""
+        self.leaving = True
+        self.timer.stop()
 
     def on_unmount(self) -> None:
         if getattr(self.session, "attached", False):
