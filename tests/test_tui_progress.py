@@ -1,8 +1,7 @@
-"""The progress line's repaint throttle and the trainer's intra-op thread choice beside the UI."""
+"""The progress line's repaint throttle."""
 
 from __future__ import annotations
 
-from workbench.training.engine import intra_op_threads
 from workbench.tui.state import RunState
 from workbench.tui.widgets.progress import RunProgress
 
@@ -38,12 +37,3 @@ def test_progress_shows_a_status_change_at_once():
     state.paused = True
     assert progress.update_if_changed(now=10.01)
     assert progress._last_text[0] == "paused"
-
-
-def test_intra_op_threads_leaves_reserved_cores_only_when_threads_is_unset():
-    assert intra_op_threads(configured=3, reserved=1, current=8, cpu_count=8) == 3
-    assert intra_op_threads(configured=0, reserved=0, current=8, cpu_count=8) == 8
-    assert intra_op_threads(configured=0, reserved=1, current=2, cpu_count=2) == 1
-    assert intra_op_threads(configured=0, reserved=1, current=4, cpu_count=16) == 4  # torch's default is less
-    assert intra_op_threads(configured=0, reserved=1, current=1, cpu_count=1) == 1  # never below one
-    assert intra_op_threads(configured=0, reserved=1, current=2, cpu_count=None) == 1

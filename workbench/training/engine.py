@@ -12,7 +12,6 @@ weights are touched); on CUDA they stay on the device and are read back once per
 from __future__ import annotations
 
 import math
-import os
 import queue
 import random
 import sqlite3
@@ -66,15 +65,6 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def intra_op_threads(configured: int, reserved: int, current: int, cpu_count: int | None) -> int:
-    """torch's intra-op thread count: `train.threads` if set, else torch's default less the reserved cores."""
-    if configured:
-        return configured
-    if reserved <= 0:
-        return current
-    return max(1, min(current, (cpu_count or 1) - reserved))
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -124,9 +114,6 @@ class Trainer:
         self.poll_store_commands = poll_store_commands
         self.run_id: str | None = resume_run_id
         self._new_run_id = run_id  # a detached run's id is chosen by its launcher
-        # Cores left free for other busy threads of this process (the TUI sets 1 for its UI thread) when
-        # train.threads is 0: an OpenMP worker that loses its core to another thread stalls every op.
-        self.reserved_cores = 0
         self.status = "pending"
         self.step = 0
         self.paused = False
@@ -265,9 +252,8 @@ class Trainer:
         preset = self.preset
         config = preset.train
         check_preset(preset)
-        threads = intra_op_threads(config.threads, self.reserved_cores, torch.get_num_threads(), os.cpu_count())
-        if threads != torch.get_num_threads():
-            torch.set_num_threads(threads)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         distributed.init_process_group(self.topology)
         seed_everything(config.seed)
         self.device = pick_device(config.device)

@@ -17,11 +17,6 @@ from workbench.training.telemetry import TelemetryBuffer
 from workbench.tui.state import Changes, RunState
 
 
-# With train.threads = 0 the trainer leaves this many cores to the UI thread. On 2 cores, two OpenMP
-# workers beside a busy UI thread made the CPU MLP 2-5x slower than one worker (benchmarks/tui_vs_headless.py).
-UI_RESERVED_CORES = 1
-
-
 class RunSession:
     """Owns one run: launch it, poll its telemetry, steer it, and know when it has ended."""
 
@@ -56,7 +51,6 @@ class RunSession:
             else:
                 self.trainer = build(self.store, [self.buffer])
             self.preset = self.trainer.preset
-            self.trainer.reserved_cores = UI_RESERVED_CORES
             self.trainer.start()
         finally:
             self._launched.set()
