@@ -30,6 +30,19 @@ ZOO = {
     "hf-gpt2-lora": ("hf_lora", "language_modeling"),
     "hf-prompt-tuning": ("hf_prompt_tuning", "language_modeling"),
 }
+
+
+@pytest.fixture(scope="module")
+def tokenizer_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("tokenizers")
+
+
+@pytest.fixture(autouse=True)
+def shared_tokenizers(isolated, tokenizer_cache, monkeypatch):
+    """Tokenizers trained on the embedded text are cached by content: train each once for this file."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tokenizer_cache))
+
+
 METRIC = {"classification": "val_accuracy", "binary": "val_accuracy", "forecasting": "val_mae",
           "language_modeling": "val_perplexity", "seq2seq": "val_perplexity"}
 
