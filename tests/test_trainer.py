@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -267,3 +268,19 @@ def test_bf16_autocast_on_cpu_and_fp16_refused_without_cuda(store):
     if not torch.cuda.is_available():
         trainer, result = train(store, **{"train.precision": "fp16"})
         assert result.status == "invalid" and "fp16 needs a CUDA device" in result.reason
+
+
+@pytest.mark.parametrize("max_steps,pct_start", [(5, 0.2), (4, 0.25), (10, 0.1), (2, 0.5), (3, 0.3), (1, 0.3)])
+def test_onecycle_survives_runs_whose_warm_phase_ends_at_step_zero(max_steps, pct_start):
+    """torch's OneCycleLR divides by zero when pct_start * total_steps == 1 (cnn-shapes at 5 steps did)."""
+    from workbench.config import ScheduleConfig
+    from workbench.training.optim import build_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = build_scheduler(optimizer, ScheduleConfig(name="onecycle", pct_start=pct_start), max_steps)
+    lrs = []
+    for _ in range(max_steps - 1):  # torch allows total_steps - 1 steps after the initial one
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert all(math.isfinite(lr) and 0 < lr <= 0.1 + 1e-12 for lr in lrs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.optim import lr_scheduler
@@ -127,7 +129,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig, ma
         )
         return with_warmup(decay)
     if config.name == "onecycle":
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=base_lrs, total_steps=max_steps, pct_start=config.pct_start)
+        pct_start = config.pct_start
+        if math.isclose(pct_start * max_steps, 1.0):
+            # torch ends the warm phase at step pct_start * total - 1: exactly 0 divides by zero (5 steps at 0.2).
+            pct_start = 2.0 / max_steps if max_steps > 2 else 0.5 / max_steps
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=base_lrs, total_steps=max_steps, pct_start=pct_start)
     raise ConfigError(f"schedule.name: unknown schedule {config.name!r}")
 
 
