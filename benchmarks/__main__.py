@@ -34,7 +34,10 @@ def run_script(script: str, *args: str) -> dict | None:
                          timeout=3600)
     if out.returncode != 0:
         return {"benchmark": script, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    try:
+        return json.loads(out.stdout)  # one object, possibly indented
+    except json.JSONDecodeError:
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 class Report(list):
@@ -104,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
             full = by_steps[1_000_000]["bounded_ms"] / by_steps[100_000]["bounded_ms"]
             lines.append(f"{verdict(full, 1.2, False)} chart redraw at 1e6 vs 1e5 logged steps (both charts full): "
                          f"{full:.2f}x (goal <= 1.2x)")
+
+    compare = run_script("compare_load.py", "--repeats", "3")
+    if compare is not None and "load_total_s" in compare:
+        results.append(compare)
+        lines.append(f"{verdict(compare['load_total_s'], 0.3, False)} compare view load of a "
+                     f"{compare['logged_steps']:,}-step run: {compare['load_total_s'] * 1000:.1f} ms (goal < 0.3 s)")
+        lines.append(f"{verdict(compare['redraw_ratio_5_vs_1'], 1.5, False)} compare chart, five overlaid runs vs one: "
+                     f"{compare['redraw_5_runs_ms']:.1f} vs {compare['redraw_1_runs_ms']:.1f} ms "
+                     f"({compare['redraw_ratio_5_vs_1']:.2f}x, goal <= 1.5x)")
 
     bandwidth = run_script("terminal_bandwidth.py", "--fps", "4", "--fps", "1", "--seconds", "6" if args.quick else "8")
     if bandwidth is not None and "results" in bandwidth:
