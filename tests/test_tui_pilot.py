@@ -16,7 +16,7 @@ from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.screens.configure import ConfigureScreen
 from workbench.tui.screens.dashboard import DashboardScreen
-from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen
+from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen, ReportScreen
 
 QUICK = ["train.threads=1", "train.log_every=10", "train.eval_every=100", "train.probe_every=0"]
 
@@ -397,3 +397,26 @@ def test_bad_tui_arguments_are_usage_errors(capsys):
     assert "--fps" in capsys.readouterr().err
     assert main(["tui", "--preset", "mlp-quadrants", "--set", "optim.lr=-1", "--start"]) == 2
     assert "optim.lr" in capsys.readouterr().err
+
+
+async def test_f_profiles_the_next_steps_and_shows_the_report(make_app, runs_dir):
+    preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
+    app = make_app(preset=preset, start=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        dash: DashboardScreen = app.screen
+        state = dash.session.state
+        await wait_for(pilot, lambda: state.status == "running" and state.step > 5, what="training")
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen), timeout=120, what="the profile report")
+        report = app.screen.text
+        assert "self" in report.lower() and "data" in report.lower()  # top operators; data wait vs compute
+        assert state.profile_step is not None and state.profile_step >= dash.PROFILE_STEPS
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is dash, what="the report to close")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: state.paused, what="pause")
+        await pilot.press("f")  # paused: shows the last report again instead of profiling
+        await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen), what="the report again")
+        await pilot.press("escape")
+    assert RunStore(runs_dir).events(dash.session.run_id, kind="profile")  # recorded with the run

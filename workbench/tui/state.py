@@ -31,9 +31,11 @@ class Changes:
     sample: bool = False
     status: bool = False
     progress: bool = False
+    profile: bool = False  # a profiler report arrived (RunState.profile_report)
 
     def __bool__(self) -> bool:
-        return bool(self.series or self.logs or self.findings or self.sample or self.status or self.progress)
+        return bool(self.series or self.logs or self.findings or self.sample or self.status or self.progress
+                    or self.profile)
 
 
 class RunState:
@@ -65,6 +67,8 @@ class RunState:
         self.sample: str | None = None
         self.sample_step: int | None = None
         self.last_checkpoint: str | None = None
+        self.profile_report: str | None = None
+        self.profile_step: int | None = None
         self.log: deque[tuple[int, str, str]] = deque(maxlen=LOG_LINES)  # every log line so far, bounded
         self._rate_points: deque[tuple[float, int]] = deque()
 
@@ -130,6 +134,10 @@ class RunState:
             changes.logs.append((event.step, kind, f"run {event.text}" + (f": {self.reason}" if self.reason else "")))
         elif kind == "error":
             changes.logs.append((event.step, kind, event.text))
+        elif kind == "profile":
+            self.profile_report, self.profile_step = event.text, event.step
+            changes.profile = True
+            changes.logs.append((event.step, kind, "profile ready (f shows it again)"))
         elif kind == "checkpoint":
             self.last_checkpoint = data.get("path") or event.text
             # A new best comes with most evaluations: logging each would bury the rest (and relayout the pane).

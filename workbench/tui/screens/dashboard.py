@@ -68,6 +68,7 @@ class DashboardScreen(Screen):
         Binding("x", "stop", "Stop"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("r", "set_lr", "Set LR"),
+        Binding("f", "profile", "Profile", show=False),
         Binding("l", "log_y", "Log y"),
         Binding("e", "smoothing", "Smoothing"),
         Binding("w", "x_axis", "Steps/Time"),
@@ -212,6 +213,8 @@ class DashboardScreen(Screen):
             self.findings.set_findings(state.sorted_findings())
             self._findings_dirty = False
             self._findings_shown = now
+        if changes.profile and state.profile_report and self.is_current:
+            self._show_profile()
         if changes.sample and state.sample is not None:
             self.sample.show_sample(state.sample, state.sample_step)
         if changes.status:
@@ -397,6 +400,25 @@ class DashboardScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Cancel the {remaining} queued run(s) not started yet?", "Cancel them",
                                            "Keep the queue"), answered)
+
+    PROFILE_STEPS = 20
+
+    def action_profile(self) -> None:
+        """Profile the next steps with torch.profiler (on the trainer thread); show the last report if done."""
+        state = self.session.state
+        if self.session.launched and self.session.active and not state.paused:
+            self.session.trainer.profile(self.PROFILE_STEPS)
+            self.log_pane.add(state.step, "ui", f"profiling the next {self.PROFILE_STEPS} steps…")
+        elif state.profile_report:
+            self._show_profile()
+        else:
+            self.notify("Profiling needs a running run (not paused).", title="profile")
+
+    def _show_profile(self) -> None:
+        from workbench.tui.screens.modals import ReportScreen
+
+        state = self.session.state
+        self.app.push_screen(ReportScreen(f"profile at step {state.profile_step:,}", state.profile_report or ""))
 
     def action_checkpoint(self) -> None:
         if self.session.checkpoint():

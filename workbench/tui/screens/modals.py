@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -137,4 +138,25 @@ class ChoiceScreen(ModalScreen[Any]):
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReportScreen(ModalScreen[None]):
+    """A long read-only text (the profiler's report), scrollable; escape or q closes it."""
+
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, title: str, text: str):
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog report"):
+            yield Label(self.title_text, classes="dialog-title")
+            with VerticalScroll(classes="report-body"):
+                yield Static(Text(self.text, no_wrap=True, overflow="crop"), classes="report-text")
+            yield Label("escape closes", classes="dialog-detail")
+
+    def action_close(self) -> None:
         self.dismiss(None)
