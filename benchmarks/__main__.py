@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                                       ("cnn-shapes", "5", "20" if args.quick else "40", ["train.batch_size=16"]),
                                       ("gpt-char", "5", "20" if args.quick else "40", ["train.batch_size=8"])):
         extra = [part for item in sets for part in ("--set", item)]
-        overhead = run_module("overhead", "--preset", preset, "--pairs", pairs if preset == "mlp-quadrants" else "3",
+        overhead = run_module("overhead", "--preset", preset, "--pairs", pairs if preset == "mlp-quadrants" else "2",
                               "--short", short, "--long", long, *extra)
         results.append(overhead)
         if "ratio_median" in overhead:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"(goal >= 0.97; bare {overhead['bare_steps_per_s_median']:.1f} steps/s, ours "
                          f"{overhead['ours_steps_per_s_median']:.1f})")
 
-    tui = run_script("tui_vs_headless.py", "--pairs", "2" if args.quick else "3", "--steps", "2500", "--frames", "3",
+    tui = run_script("tui_vs_headless.py", "--pairs", "1" if args.quick else "2", "--steps", "2500", "--frames", "3",
                      "--windows", "0" if args.quick else "4", "--window", "3")
     if tui is not None:
         results.append(tui)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{compare['redraw_5_runs_ms']:.1f} vs {compare['redraw_1_runs_ms']:.1f} ms "
                      f"({compare['redraw_ratio_5_vs_1']:.2f}x, goal <= 1.5x)")
 
-    bandwidth = run_script("terminal_bandwidth.py", "--fps", "4", "--fps", "1", "--seconds", "6" if args.quick else "8")
+    bandwidth = run_script("terminal_bandwidth.py", "--fps", "4", "--fps", "1", "--seconds", "5" if args.quick else "6")
     if bandwidth is not None and "results" in bandwidth:
         results.append(bandwidth)
         for figure in bandwidth["results"]:
