@@ -20,13 +20,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from workbench.tui.compare_data import CHARTS, X_AXES, RunCurves, load_curves, summarize
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.state import RunState
 from workbench.tui.widgets.charts import ChartOptions, Line, format_tick, format_value
 from workbench.tui.widgets.overlay import OverlayChart
+from workbench.tui.widgets.header import SafeHeader
 
 RUN_COLORS = ((80, 160, 255), (255, 150, 60), (90, 210, 120), (190, 130, 255), (240, 80, 80), (230, 200, 70),
               (70, 210, 220), (255, 120, 200))
@@ -99,7 +100,7 @@ class CompareScreen(Screen):
                        for i, (title, _) in enumerate(CHARTS)]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         with Vertical(id="compare-body"):
             yield Static("", id="compare-legend")
             with Container(id="compare-charts"):

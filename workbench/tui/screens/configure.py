@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, Switch, TabbedContent, TabPane
+from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
 from workbench.config import Preset
 from workbench.presets import save_preset, user_presets_dir
@@ -32,6 +32,7 @@ from workbench.tui.form import (SECTION_TITLES, FieldSpec, FormResult, form_diff
                                 parse_text, to_text, validate_form)
 from workbench.tui.messages import StartRun
 from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
+from workbench.tui.widgets.header import SafeHeader
 
 
 def _short(value: Any, width: int = 18) -> str:
@@ -79,7 +80,7 @@ class ConfigureScreen(Screen):
 
     # -- building the form --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         with Horizontal(id="configure-body"):
             with TabbedContent(id="sections"):
                 for section in self.sections:

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from workbench.config import OptimConfig, Preset
@@ -35,6 +35,7 @@ from workbench.tui.widgets.findings import FindingsPanel
 from workbench.tui.widgets.log import LogPane
 from workbench.tui.widgets.progress import RunProgress, status_label
 from workbench.tui.widgets.sample import SamplePanel
+from workbench.tui.widgets.header import SafeHeader
 
 BLUE, ORANGE, GREEN, VIOLET, CYAN, RED, YELLOW = ((80, 160, 255), (255, 150, 60), (90, 210, 120),
                                                   (190, 130, 255), (70, 210, 220), (240, 80, 80), (230, 200, 70))
@@ -137,7 +138,7 @@ class DashboardScreen(Screen):
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         yield self.progress
         with Horizontal(id="dash-body"):
             with Vertical(id="dash-main"):

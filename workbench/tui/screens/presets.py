@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from workbench.catalog import preset_catalog
 from workbench.errors import ConfigError
 from workbench.presets import load_preset
 from workbench.tui.messages import StartRun
+from workbench.tui.widgets.header import SafeHeader
 
 PARAM_COUNT_TIMEOUT_S = 300
 HELP = ("Pick a preset: [b]enter[/b] edits its hyperparameters, [b]s[/b] starts it with its defaults. Your own "
@@ -64,7 +65,7 @@ class PresetsScreen(Screen):
         self._count_process: subprocess.Popen | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         with Vertical(id="presets-body"):
             yield Static(HELP, id="presets-help")
             yield PresetTable(id="preset-table", cursor_type="row", zebra_stripes=True)

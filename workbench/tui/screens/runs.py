@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.screens.presets import format_params
+from workbench.tui.widgets.header import SafeHeader
 
 REFRESH_S = 3.0
 STATUS_STYLES = {"running": "bold green", "completed": "cyan", "interrupted": "yellow", "stopped": "",
@@ -111,7 +112,7 @@ class RunsScreen(Screen):
         self.loads = 0
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         with Vertical(id="runs-body"):
             yield Static("[b]enter[/b] opens a run's dashboard · [b]space[/b] marks · [b]c[/b] compares the marked "
                          "runs · [b]u[/b] resumes an interrupted run · [b]o[/b] sorts · [b]/[/b] filters "
