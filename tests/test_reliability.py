@@ -159,7 +159,8 @@ def test_a_crash_mid_checkpoint_leaves_the_previous_one_intact(store, monkeypatc
     assert trainer.result.status == "completed"
 
 
-def test_store_full_mid_run_pauses_with_a_finding_and_loses_nothing(store, monkeypatch):
+@pytest.mark.parametrize("full_at", [100, 295])  # mid-run, and in the last window (before the final writes)
+def test_store_full_mid_run_pauses_with_a_finding_and_loses_nothing(store, monkeypatch, full_at):
     preset = quick_preset(**{"train.max_steps": 300, "train.eval_every": 0, "train.log_every": 10})
     real_transaction = store.transaction
     state = {"full": False}
@@ -173,7 +174,7 @@ def test_store_full_mid_run_pauses_with_a_finding_and_loses_nothing(store, monke
 
     class FillDisk(Callback):
         def on_batch(self, trainer, batch):
-            if trainer.step == 100:
+            if trainer.step >= full_at:
                 state["full"] = True
 
     trainer = Trainer(preset, store, callbacks=[FillDisk()])

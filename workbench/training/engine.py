@@ -516,6 +516,11 @@ class Trainer:
                 self._flush(window_start, losses, norms, lrs, samples_per_step, tokens_per_sample)
             except Exception:
                 pass
+        if status == "completed" and self._writer is not None:
+            try:
+                self._settle_store()
+            except _Stop as stop:
+                status, reason = stop.status, stop.reason
         if status == "completed":
             try:
                 self.save_checkpoint("final")
@@ -533,6 +538,18 @@ class Trainer:
         return time.perf_counter() - started
 
     # -- pieces of the loop ------------------------------------------------------------------------
+    def _settle_store(self) -> None:
+        """A run completes only once its last metrics are in the store: if the disk is full at the end,
+        pause with the disk_full finding (as mid-run) until a resume finds room; a stop ends it there."""
+        while True:
+            try:
+                self._writer.flush()
+                return
+            except sqlite3.Error as error:
+                if not self.paused:
+                    self._storage_trouble("store", error)
+                self._handle_commands()  # blocks while paused; a resume retries the writes first
+
     def _handle_commands(self) -> float:
         """Apply queued commands; blocks while paused. Returns seconds spent paused."""
         paused_for = 0.0
