@@ -174,8 +174,8 @@ def test_store_full_mid_run_pauses_with_a_finding_and_loses_nothing(store, monke
 
     class FillDisk(Callback):
         def on_batch(self, trainer, batch):
-            if trainer.step >= full_at:
-                state["full"] = True
+            if trainer.step >= full_at and not state.get("filled"):  # once: space freed stays freed
+                state["full"] = state["filled"] = True
 
     trainer = Trainer(preset, store, callbacks=[FillDisk()])
     thread = trainer.start()

@@ -720,6 +720,10 @@ class Trainer:
         """A checkpoint that cannot be written (disk full, permissions) pauses the run instead of ending it:
         the previous checkpoint is intact (atomic writes) and nothing in memory is lost."""
         try:
+            if self._writer is not None:
+                # Metrics up to this step reach the store first: a resume from this checkpoint after a
+                # kill -9 must not find a gap between the last committed metrics and the checkpoint.
+                self._writer.flush()
             self.save_checkpoint(kind)
         except (OSError, sqlite3.Error) as error:
             self._storage_trouble("checkpoint", error)
