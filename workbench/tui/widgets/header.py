@@ -25,7 +25,7 @@ class SafeHeader(Header):
             try:
                 self.query_one(HeaderTitle).update(self.format_title())
             except (NoScreen, NoMatches):
-                pass
+                return  # the header was torn down while this update waited: there is nothing to show it on
 
         self.watch(self.app, "title", set_title)
         self.watch(self.app, "sub_title", set_title)

@@ -36,34 +36,27 @@ def column_spans(xs: list[int], lows: list[int], highs: list[int], width: int) -
     last = width - 1
     prev_x = prev_y = None
     for x, a, b in zip(xs, lows, highs):
-        if prev_x is None or x == prev_x:
-            pass
-        elif x == prev_x + 1:  # the common case: neighbouring columns, each takes half the step
-            mid = (prev_y + a) / 2
-            if 0 <= prev_x <= last:
-                y = round(mid)
-                if y < bottom[prev_x]:
-                    bottom[prev_x] = y
-                if y > top[prev_x]:
-                    top[prev_x] = y
-            if 0 <= x <= last:
-                y = round(mid)
-                if y < bottom[x]:
-                    bottom[x] = y
-                if y > top[x]:
-                    top[x] = y
-        else:
-            x0, y0 = prev_x, prev_y
-            slope = (a - y0) / (x - x0)
-            for c in range(max(x0, 0), min(x, last) + 1):
-                # the segment's extent across this column: from half a column before to half after it
-                ya = y0 + slope * ((c - 0.5 if c > x0 else x0) - x0)
-                yb = y0 + slope * ((c + 0.5 if c < x else x) - x0)
-                lo, hi = (round(ya), round(yb)) if ya <= yb else (round(yb), round(ya))
-                if lo < bottom[c]:
-                    bottom[c] = lo
-                if hi > top[c]:
-                    top[c] = hi
+        if prev_x is not None and x != prev_x:  # join from the previous point (none at the same column)
+            if x == prev_x + 1:  # the common case: neighbouring columns, each takes half the step
+                y = round((prev_y + a) / 2)
+                for c in (prev_x, x):
+                    if 0 <= c <= last:
+                        if y < bottom[c]:
+                            bottom[c] = y
+                        if y > top[c]:
+                            top[c] = y
+            else:
+                x0, y0 = prev_x, prev_y
+                slope = (a - y0) / (x - x0)
+                for c in range(max(x0, 0), min(x, last) + 1):
+                    # the segment's extent across this column: from half a column before to half after it
+                    ya = y0 + slope * ((c - 0.5 if c > x0 else x0) - x0)
+                    yb = y0 + slope * ((c + 0.5 if c < x else x) - x0)
+                    lo, hi = (round(ya), round(yb)) if ya <= yb else (round(yb), round(ya))
+                    if lo < bottom[c]:
+                        bottom[c] = lo
+                    if hi > top[c]:
+                        top[c] = hi
         if 0 <= x <= last:
             if a < bottom[x]:
                 bottom[x] = a
