@@ -107,7 +107,7 @@ async def test_presets_list_includes_the_users_presets_and_enter_opens_the_form(
         form = await open_configure(pilot, "my-mlp")
         assert form.base.name == "my-mlp" and form.values["train.max_steps"] == 50
         await pilot.press("escape")
-        assert app.screen is screen
+        await wait_for(pilot, lambda: app.screen is screen, what="back to the presets")
 
 
 async def test_invalid_values_are_flagged_inline_and_start_is_refused(make_app):
