@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer pairs and shorter runs (a smoke run)")
     args = parser.parse_args(argv)
-    pairs = "2" if args.quick else "5"
+    pairs = "2" if args.quick else "7"
     started = time.time()
     results = []
     lines = Report()
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"{verdict(overhead['ratio_median'], 0.97, True)} overhead {preset}"
                          f"{' (' + ', '.join(sets) + ')' if sets else ''}: ours/bare = {overhead['ratio_median']:.3f} "
                          f"(goal >= 0.97; bare {overhead['bare_steps_per_s_median']:.1f} steps/s, ours "
-                         f"{overhead['ours_steps_per_s_median']:.1f})")
+                         f"{overhead['ours_steps_per_s_median']:.1f}; per CPU second "
+                         f"{overhead['cpu_ratio_median']:.3f}; pairs {min(overhead['ratios']):.2f}-"
+                         f"{max(overhead['ratios']):.2f})")
 
     tui = run_script("tui_vs_headless.py", "--pairs", "1" if args.quick else "2", "--steps", "2500", "--frames", "3",
                      "--windows", "0" if args.quick else "4", "--window", "3")
