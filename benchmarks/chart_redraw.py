@@ -1,7 +1,7 @@
 """How long one chart redraw takes at 1e3, 1e5 and 1e6 logged steps: bounded history vs plotting every point.
 
 The dashboard's loss chart (train loss every step, val loss every 250) is built the way the TUI builds
-it (downsample to the chart's width, min/max per bucket, plotext's matrix read into strips), in a
+it (downsample to the chart's width, min/max per bucket, plotext lays out the frame and the lines are rasterized into its matrix), in a
 headless Textual app at a fixed size. For comparison, "naive" hands plotext every logged point and
 renders its ANSI text, as a straightforward dashboard would (skipped above --naive-max points, since it
 takes seconds there). Times are CPU seconds of the UI thread, medians of --repeats builds, the lengths

@@ -68,7 +68,7 @@ def test_a_long_run_loads_from_a_few_hundred_rows(store):
 
 
 def test_overlay_rasterizer_draws_connected_lines_and_envelopes():
-    from workbench.tui.widgets.overlay import BRAILLE, NONE, braille_cells, column_spans
+    from workbench.tui.widgets.raster import BRAILLE, NONE, braille_cells, column_spans
 
     # a steep line from (0, 0) to (3, 30): every column covered, the spans joined end to end
     bottom, top = column_spans([0, 3], [0, 30], [0, 30], 6)

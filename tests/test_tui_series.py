@@ -134,3 +134,26 @@ def test_vectorised_downsample_matches_the_reference_loop_including_rollbacks_an
         assert len(got) == len(want) > 0
         for row, (x, lo, hi, mean) in zip(zip(got.x, got.lo, got.hi, got.mean), want):
             assert row == pytest.approx((x, lo, hi, mean))
+
+
+def test_downsample_between_appends_sees_every_change_across_compactions():
+    """Redraws happen while points arrive: the numpy copy kept between redraws must never go stale (the
+    newest bucket still changing, a compaction rewriting every bucket, the time axis)."""
+    import random
+
+    rng = random.Random(11)
+    series = Series("loss", capacity=64)
+    compactions = 0
+    for step in range(3_000):
+        stride = series.stride
+        series.append(step, step * 0.5, rng.uniform(0.0, 2.0) + (50.0 if step == 2_222 else 0.0))
+        compactions += series.stride != stride
+        if step % 37 == 0 and len(series) > 20:
+            for axis in ("step", "time"):
+                got = series.downsample(20, axis=axis)
+                want = _reference_downsample(series, 20, axis=axis)
+                assert len(got) == len(want)
+                for row, expected in zip(zip(got.x, got.lo, got.hi, got.mean), want):
+                    assert row == pytest.approx(expected)
+    assert compactions >= 5
+    assert max(series.downsample(20).hi) >= 50.0  # the spike, added after many redraws, is drawn

@@ -48,7 +48,8 @@ class Series:
     """One metric's history: finite points kept in at most `capacity` buckets; non-finite ones counted."""
 
     __slots__ = ("name", "capacity", "stride", "steps", "times", "lo", "hi", "total", "count", "last",
-                 "_pending", "version", "nonfinite", "last_nonfinite_step", "latest", "latest_step", "points")
+                 "_pending", "version", "nonfinite", "last_nonfinite_step", "latest", "latest_step", "points",
+                 "_mirror", "_mirrored")
 
     def __init__(self, name: str, capacity: int = DEFAULT_CAPACITY):
         if capacity < 2 or capacity % 2:
@@ -70,6 +71,10 @@ class Series:
         self.latest: float | None = None  # newest value, finite or not (for readouts)
         self.latest_step: int | None = None
         self.points = 0  # finite points ever appended
+        # numpy copies of the bucket lists for downsample(): buckets before `_mirrored` are final (only the
+        # newest bucket still changes), so each redraw converts a few new buckets, not all ~2,000.
+        self._mirror = None
+        self._mirrored = 0
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -122,6 +127,22 @@ class Series:
         self.total, self.count, self.last = total, count, last
         self.stride *= 2
         self._pending = self.stride  # only called when the newest bucket was full: the merged one is too
+        self._mirrored = 0  # every bucket changed
+
+    def _arrays(self, axis: str):
+        """(x, lo, hi, total, count) as float64 arrays over every stored bucket, converting only what changed."""
+        import numpy as np
+
+        n = len(self.steps)
+        if self._mirror is None:
+            self._mirror = np.empty((6, self.capacity), dtype=np.float64)  # steps, times, lo, hi, total, count
+        mirror, start = self._mirror, min(self._mirrored, n)
+        if start < n:
+            for row, values in enumerate((self.steps, self.times, self.lo, self.hi, self.total, self.count)):
+                mirror[row, start:n] = values[start:n]
+        self._mirrored = n - 1  # the newest bucket may still take points
+        return (mirror[1, :n] if axis == "time" else mirror[0, :n]), mirror[2, :n], mirror[3, :n], mirror[4, :n], \
+            mirror[5, :n]
 
     def x_values(self, axis: str) -> list[float]:
         return self.times if axis == "time" else self.steps
@@ -158,14 +179,15 @@ class Series:
         # GIL time the trainer waits for. numpy is not torch: no OpenMP pool, safe on the UI thread.
         import numpy as np
 
-        x = np.asarray(xs[start:end], dtype=np.float64)
+        all_x, all_lo, all_hi, all_total, all_count = self._arrays(axis)
+        x = all_x[start:end]
         k = ((x - lo_x) * (n / span)).astype(np.int64)
         np.clip(k, 0, n - 1, out=k)  # x that went back (a rollback) folds into the first bucket
         starts = np.concatenate(([0], np.flatnonzero(np.diff(k)) + 1))
-        lo = np.minimum.reduceat(np.asarray(self.lo[start:end], dtype=np.float64), starts)
-        hi = np.maximum.reduceat(np.asarray(self.hi[start:end], dtype=np.float64), starts)
-        total = np.add.reduceat(np.asarray(self.total[start:end], dtype=np.float64), starts)
-        count = np.add.reduceat(np.asarray(self.count[start:end], dtype=np.float64), starts)
+        lo = np.minimum.reduceat(all_lo[start:end], starts)
+        hi = np.maximum.reduceat(all_hi[start:end], starts)
+        total = np.add.reduceat(all_total[start:end], starts)
+        count = np.add.reduceat(all_count[start:end], starts)
         mean = total / count
         first_x = x[starts]
         if positive_only:
