@@ -419,4 +419,8 @@ async def test_f_profiles_the_next_steps_and_shows_the_report(make_app, runs_dir
         await pilot.press("f")  # paused: shows the last report again instead of profiling
         await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen), what="the report again")
         await pilot.press("escape")
-    assert RunStore(runs_dir).events(dash.session.run_id, kind="profile")  # recorded with the run
+        # recorded with the run (the metric writer commits every half second)
+        store = RunStore(runs_dir)
+        await wait_for(pilot, lambda: store.events(dash.session.run_id, kind="profile"),
+                       what="the profile event in the store")
+        store.close()
