@@ -18,6 +18,7 @@ from workbench.training.telemetry import Callback, TelemetryBatch
 
 def default_detectors() -> list[Detector]:
     """One of each detector, in the order they run."""
+    from workbench.diagnostics.contention import CpuContentionDetector
     from workbench.diagnostics.dead_units import DeadUnitsDetector
     from workbench.diagnostics.gradients import ExplodingGradientsDetector, VanishingGradientsDetector
     from workbench.diagnostics.initial_loss import InitialLossDetector
@@ -37,6 +38,7 @@ def default_detectors() -> list[Detector]:
         OscillationDetector(),
         OverfittingDetector(),
         UnderfittingDetector(),
+        CpuContentionDetector(),
     ]
 
 
