@@ -60,6 +60,21 @@ def stdlib_corpus(modules: list[str], max_chars: int) -> list[tuple[str, str]]:
     return texts
 
 
+def split_sources(corpus: list[tuple[str, str]], val_fraction: float) -> tuple[list[str], list[str]]:
+    """Train and val parts of every module: the last `val_fraction` of each source is val."""
+    train_parts, val_parts = [], []
+    for _, source in corpus:
+        cut = int(len(source) * (1 - val_fraction))
+        train_parts.append(source[:cut])
+        val_parts.append(source[cut:])
+    return train_parts, val_parts
+
+
+def stdlib_train_text(max_chars: int = 600_000, val_fraction: float = 0.1) -> str:
+    """The train part of the default `stdlib_chars` corpus, e.g. to pre-train a base model on (never its val)."""
+    return "\n".join(split_sources(stdlib_corpus(CORPUS_MODULES, max_chars), val_fraction)[0])
+
+
 def stdlib_chars(
     seed: int,
     modules: list[str] | None = None,
@@ -82,11 +97,7 @@ def stdlib_chars(
     if max_chars < 1000:
         raise ValueError("max_chars must be at least 1000")
     corpus = stdlib_corpus(modules or CORPUS_MODULES, max_chars)
-    train_parts, val_parts = [], []
-    for _, source in corpus:
-        cut = int(len(source) * (1 - val_fraction))
-        train_parts.append(source[:cut])
-        val_parts.append(source[cut:])
+    train_parts, val_parts = split_sources(corpus, val_fraction)
     train_text, val_text = "\n".join(train_parts), "\n".join(val_parts)
     tok = make_tokenizer(tokenizer, [train_text, val_text] if tokenizer == "chars" else train_parts, vocab_size)
     return lm_bundle(tok.encode_stream(train_text), tok.encode_stream(val_text), tok, block_size, stride, format,

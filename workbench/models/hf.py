@@ -239,12 +239,67 @@ def build_hf_lora(
                           f"this model include: {', '.join(names[:25])}") from None
 
 
+def _pretrain_base(model, info: DataInfo, steps: int) -> None:
+    """Train a randomly built causal LM for `steps` steps on the train part of the stdlib source (never its
+    val text), with hf-gpt2-lm's recipe (AdamW, warmup then cosine decay), on windows as long as the model's
+    positions. A stand-in for a downloaded checkpoint: cached under $XDG_CACHE_HOME/workbench/bases by
+    everything that decides the weights, so only the first run pays for it."""
+    import hashlib
+    import math
+    import os
+
+    import torch
+
+    from workbench.data.text import stdlib_train_text
+    from workbench.data.vocab import cache_dir
+
+    if info.encode is None:
+        raise ConfigError("model.args.base_steps: the data has no tokenizer to encode the base's pre-training text")
+    ids = torch.tensor(info.encode(stdlib_train_text()), dtype=torch.long)
+    length = model.config.n_positions
+    if ids.numel() < 10 * length:
+        raise ConfigError(f"model.args.base_steps: this tokenizer keeps only {ids.numel()} tokens of the stdlib "
+                          f"source, too few to pre-train a base on")
+    key = hashlib.sha256(model.config.to_json_string().encode() + ids.numpy().tobytes() + f"{steps}".encode())
+    path = cache_dir().parent / "bases" / f"gpt2-{steps}-{key.hexdigest()[:24]}.pt"
+    if path.is_file():
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return
+        except Exception:  # a damaged cache entry: train again
+            pass
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    warmup = max(1, steps // 10)
+    model.train()
+    for step in range(steps):
+        progress = max(0.0, (step - warmup) / max(1, steps - warmup))
+        for group in optimizer.param_groups:
+            group["lr"] = 2e-3 * min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+        starts = torch.randint(0, ids.numel() - length, (32,), generator=generator)
+        batch = torch.stack([ids[i : i + length] for i in starts.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(model.state_dict(), partial)
+        os.replace(partial, path)
+    except OSError:
+        pass  # an unwritable cache only costs pre-training again next time
+
+
 def build_hf_prompt_tuning(
     info: DataInfo,
     pretrained: str | None = None,
     trust_remote_code: bool = False,
     num_virtual_tokens: int = 16,
     init: str = "sample_vocab",
+    base_steps: int = 0,
     n_layer: int = 2,
     n_head: int = 4,
     n_embd: int = 128,
@@ -252,13 +307,29 @@ def build_hf_prompt_tuning(
     gradient_checkpointing: bool = False,
 ):
     """peft prompt tuning: `num_virtual_tokens` learned embeddings prepended to every input of a frozen
-    causal LM. init: "sample_vocab" (start from random rows of the vocabulary) or "random"."""
+    causal LM. init: "sample_vocab" (start from random rows of the vocabulary) or "random".
+
+    base_steps: with no `model.pretrained`, first pre-train the GPT-2 built here for this many steps on the
+    stdlib source (cached; 0 = leave the base random, and a prompt cannot steer a random model). The base
+    is the same for every run seed, like a downloaded checkpoint; with `model.pretrained` it is unused.
+    """
     if not 1 <= num_virtual_tokens <= 512:
-        raise ValueError("num_virtual_tokens must be between 1 and 512")
+        raise ConfigError(f"model.args.num_virtual_tokens: {num_virtual_tokens} is not between 1 and 512")
     if init not in ("sample_vocab", "random"):
-        raise ValueError("init must be 'sample_vocab' or 'random'")
-    base = build_hf_causal_lm(info, pretrained, trust_remote_code, n_layer, n_head, n_embd, dropout,
-                              gradient_checkpointing, extra_positions=num_virtual_tokens)
+        raise ConfigError(f"model.args.init: {init!r} is not 'sample_vocab' or 'random'")
+    if isinstance(base_steps, bool) or not isinstance(base_steps, int) or not 0 <= base_steps <= 100_000:
+        raise ConfigError(f"model.args.base_steps: {base_steps!r} is not a whole number from 0 to 100000")
+    if base_steps and not pretrained:
+        import torch
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # a fixed base for every run seed; the run's RNG stream is left as it was
+            base = build_hf_causal_lm(info, None, trust_remote_code, n_layer, n_head, n_embd, dropout,
+                                      gradient_checkpointing, extra_positions=num_virtual_tokens)
+            _pretrain_base(base, info, base_steps)
+    else:
+        base = build_hf_causal_lm(info, pretrained, trust_remote_code, n_layer, n_head, n_embd, dropout,
+                                  gradient_checkpointing, extra_positions=num_virtual_tokens)
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
     config = PromptTuningConfig(
