@@ -117,3 +117,40 @@ async def test_an_invalid_sweep_value_is_refused_inline_and_nothing_runs(make_ap
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen), what="back to the form")
         assert app.queue is None
         assert not (runs_dir / "workbench.db").exists() or not RunStore(runs_dir).list_runs()
+
+
+async def test_x_stops_one_queued_run_and_goes_on_k_cancels_the_rest_then_x_stops_the_last(make_app, runs_dir):
+    from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen
+
+    endless = [*SHORT, "train.max_steps=1000000", "train.eval_every=0"]
+    for name in ("q-one", "q-two", "q-three"):
+        write_user_preset(name, endless)
+    app = make_app()
+    async with app.run_test(size=(150, 45)) as pilot:
+        await pilot.pause()
+        await mark(pilot, ["q-one", "q-two", "q-three"])
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.session.state.step > 5,
+                       timeout=LONG, what="run 1 training")
+        first = app.screen
+        await pilot.press("x")  # one run of a queue: stop it and go on, or drop the rest too
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the stop choice")
+        await pilot.press("1")  # "Stop it and go on with the next"
+        await wait_for(pilot, lambda: app.dashboard is not first and app.dashboard.session.state.step > 5,
+                       timeout=LONG, what="run 2 training")
+        second = app.dashboard
+        assert second.sub_title.startswith("run 2/3: q-two") and first.session.state.status == "stopped"
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the cancel confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is second, what="back to the dashboard")
+        assert app.queue.remaining == 0 and second.session.state.status == "running"  # this run goes on
+        await pilot.press("x")  # nothing queued after it: the plain stop confirmation
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the stop confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loads, timeout=LONG,
+                       what="compare on the two recorded runs")
+        runs = RunStore(runs_dir).list_runs()
+        assert sorted(run["preset"] for run in runs) == ["q-one", "q-two"]  # q-three never started
+        assert {run["status"] for run in runs} == {"stopped"}
+        assert sorted(app.screen.run_ids) == sorted(run["run_id"] for run in runs)
