@@ -143,17 +143,17 @@ def test_short_run_learns(store, name):
         assert trainer.last_eval["val_accuracy"] > ABOVE_CHANCE[name], trainer.last_eval
 
 
-def test_prompt_tuning_moves_only_the_prompt(store):
-    """On a random frozen base a prompt can steer the output only a little (the tied output embedding is
-    small at init), so the bar is: only the prompt trains, and it fits a repeated batch somewhat."""
+def test_prompt_tuning_steers_a_pre_trained_base_to_the_docs(store):
+    """The preset's own experiment, cut short: its base, pre-trained on Python source and frozen (cached
+    for this file, so the four-step run above pays for it once), is prompt-tuned on English documentation.
+    Only the 16 prompt vectors train, and the loss falls clearly; on the old random base it did not move."""
     trainer, result = train(store, "hf-prompt-tuning", **{
-        "train.max_steps": 40, "model.args.n_layer": 1, "model.args.n_embd": 64, "data.args.block_size": 32,
-        "data.args.max_chars": 1000, "data.args.stride": 32, "schedule.warmup_steps": 5, "train.eval_every": 0,
-        "train.log_every": 5})
+        "train.max_steps": 60, "train.eval_every": 0, "train.eval_batches": 4, "train.log_every": 2})
     trainable = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable == ["prompt_encoder.default.embedding.weight"]
     series = losses(store, result.run_id)
-    assert mean(series[-5:]) < mean(series[:5]) - 0.03
+    first, last = mean(series[:4]), mean(series[-8:])
+    assert last < first * 0.94, f"loss {first:.3f} -> {last:.3f} is not a clear drop"
 
 
 def test_forecaster_beats_repeating_the_last_value(store):
@@ -177,13 +177,16 @@ def test_cli_trains_a_preset_as_documented(tmp_path):
     ("model.args.strategy='frozen'", "strategy"),
     ("data.args.tokenizer='no-such-tokenizer-here'", "tokenizer"),
     ("data.args.format='hf'", "format"),
+    ("model.args.base_steps=-1", "model.args.base_steps"),
+    ("data.args.source='html'", "source"),
 ])
 def test_bad_model_or_data_option_is_a_clear_config_error(store, override, message):
     from workbench.errors import ConfigError
 
     presets = {"data.args.num_classes=99": "cnn-shapes", "model.args.strategy='frozen'": "resnet18-transfer",
                "data.args.tokenizer='no-such-tokenizer-here'": "transformer-classifier",
-               "data.args.format='hf'": "gpt-char"}
+               "data.args.format='hf'": "gpt-char", "model.args.base_steps=-1": "hf-prompt-tuning",
+               "data.args.source='html'": "hf-prompt-tuning"}
     from workbench.builders import build_data, build_model
     from workbench.presets import load_preset
 

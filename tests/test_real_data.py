@@ -307,7 +307,9 @@ def test_adapters_on_a_base_trained_by_hf_gpt2_lm(store, name):
     base_trainer = completed(*train(store, "hf-gpt2-lm", **small, **{"data.args.block_size": 48}))
     checkpoint = next(c["path"] for c in store.checkpoints(base_trainer.run_id) if c["kind"] == "best")
     block = 48 - 16 if name == "hf-prompt-tuning" else 48  # virtual tokens take positions too
-    trainer = completed(*train(store, name, **small, **{"model.pretrained": checkpoint, "data.args.block_size": block}))
+    source = {"data.args.source": "code"} if name == "hf-prompt-tuning" else {}  # the base's text, so its vocabulary
+    trainer = completed(*train(store, name, **small, **source, **{"model.pretrained": checkpoint,
+                                                                   "data.args.block_size": block}))
     base_wte = base_trainer.model.transformer.wte.weight.detach().cpu()
     wte = next(p for n, p in trainer.model.named_parameters() if n.endswith("wte.weight"))
     assert torch.equal(wte.detach().cpu(), base_wte) and not wte.requires_grad

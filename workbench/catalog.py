@@ -29,6 +29,9 @@ def count_preset_parameters(preset) -> int:
 
     from workbench.builders import build_data, build_model
 
+    if preset.model.args.get("base_steps"):  # pre-training a base changes its weights, not their count
+        preset = preset.model_copy(deep=True)
+        preset.model.args["base_steps"] = 0
     torch.manual_seed(0)
     data = build_data(preset)
     model = build_model(preset, data.info)

@@ -2,7 +2,7 @@
 
 Two tasks, both deterministic for a given Python version and bounded in size, needing no network:
 - `stdlib_chars`: language modelling over the source of a fixed list of stdlib modules (gpt-char and
-  the GPT-2 presets);
+  the GPT-2 presets), or over the English reference documentation pydoc ships (`source = "docs"`);
 - `stdlib_lines`: classify a line of code by the stdlib package it comes from (asyncio, email, ...).
 """
 
@@ -60,6 +60,23 @@ def stdlib_corpus(modules: list[str], max_chars: int) -> list[tuple[str, str]]:
     return texts
 
 
+def docs_corpus(max_chars: int) -> list[tuple[str, str]]:
+    """(topic, text) pairs of the documentation `help("TOPIC")` shows (pydoc_data.topics), sorted by topic,
+    the total cut at `max_chars`: English prose about the language, with its grammar and code examples."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise ValueError("this Python ships no pydoc_data.topics; use source = 'code'") from None
+    texts, total = [], 0
+    for name in sorted(topics):
+        if total >= max_chars:
+            break
+        text = topics[name][: max_chars - total]
+        texts.append((name, text))
+        total += len(text)
+    return texts
+
+
 def split_sources(corpus: list[tuple[str, str]], val_fraction: float) -> tuple[list[str], list[str]]:
     """Train and val parts of every module: the last `val_fraction` of each source is val."""
     train_parts, val_parts = [], []
@@ -85,9 +102,13 @@ def stdlib_chars(
     tokenizer: str = "chars",
     vocab_size: int = 2048,
     format: str = "ids",
-    prompt: str = "def ",
+    prompt: str | None = None,
+    source: str = "code",
 ) -> DataBundle:
     """Next-token prediction over stdlib source. The last `val_fraction` of every module is the val text.
+
+    source: "code" (the modules' source) or "docs" (pydoc's English documentation topics, split the same
+    way per topic; `modules` does not apply). prompt: the text LM samples start from ("def " / "The ").
 
     tokenizer: "chars" (default), "bpe" (byte-level, trained here), or a hub id / local dir (a pretrained
     model's tokenizer). format: "ids" for our GPT, "hf" for Hugging Face causal LMs.
@@ -96,12 +117,18 @@ def stdlib_chars(
         raise ValueError("val_fraction must be between 0 and 0.5")
     if max_chars < 1000:
         raise ValueError("max_chars must be at least 1000")
-    corpus = stdlib_corpus(modules or CORPUS_MODULES, max_chars)
+    if source not in ("code", "docs"):
+        raise ValueError(f"source must be 'code' or 'docs', not {source!r}")
+    if source == "docs":
+        corpus = docs_corpus(max_chars)
+    else:
+        corpus = stdlib_corpus(modules or CORPUS_MODULES, max_chars)
     train_parts, val_parts = split_sources(corpus, val_fraction)
     train_text, val_text = "\n".join(train_parts), "\n".join(val_parts)
     tok = make_tokenizer(tokenizer, [train_text, val_text] if tokenizer == "chars" else train_parts, vocab_size)
     return lm_bundle(tok.encode_stream(train_text), tok.encode_stream(val_text), tok, block_size, stride, format,
-                     seed, prompt, extra={"modules": [name for name, _ in corpus]})
+                     seed, prompt if prompt is not None else ("The " if source == "docs" else "def "),
+                     extra={"source": source, "modules" if source == "code" else "topics": [name for name, _ in corpus]})
 
 
 def package_lines(package: str, min_chars: int) -> set[str]:
