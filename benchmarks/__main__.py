@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"{verdict(figure['bytes_per_second'], 30_000, False)} terminal output at {figure['fps']:g} fps"
                          f" ({figure['size']}{mode}): {figure['bytes_per_second'] / 1000:.1f} KB/s (goal <= 30 KB/s)")
 
-    memory = run_module("memory", "--short", "2000", "--long", "20000" if args.quick else "40000",
+    memory = run_module("memory", "--short", "2000", "--long", "10000" if args.quick else "20000",
                         "--tui-steps", "200000" if args.quick else "1000000")
     results.append(memory)
     if "growth_ratio" in memory:
