@@ -64,17 +64,21 @@ class ExplodingGradientsDetector(Detector):
 
     def after_flush(self, ctx: RunContext, added: int) -> None:
         history = ctx.history
-        norms = history.recent("grad_norm", RUNNING_WINDOW + added)
-        previous, new = norms[:-added], norms[-added:]
-        previous = previous[np.isfinite(previous)]
+        new = history.recent("grad_norm", added)
         finite_new = new[np.isfinite(new)]
         peak = self.peak_median
-        if finite_new.size:
-            self.peak_median = max(self.peak_median, float(np.median(finite_new)))
-        if previous.size >= MIN_HISTORY and ctx.settled(MIN_HISTORY):
-            median = float(np.median(previous))
+        new_median = float(np.median(finite_new)) if finite_new.size else None
+        if new_median is not None:
+            self.peak_median = max(self.peak_median, new_median)
+        # A spike must reach PEAK_FACTOR x the highest typical level so far: when no new norm does, the
+        # running median of the previous steps (the costly part, every flush) cannot matter.
+        candidate = finite_new.size and float(finite_new.max()) >= PEAK_FACTOR * peak
+        if candidate and len(history) - added >= MIN_HISTORY and ctx.settled(MIN_HISTORY):
+            previous = history.recent("grad_norm", RUNNING_WINDOW + added)[:-added]
+            previous = previous[np.isfinite(previous)]
+            median = float(np.median(previous)) if previous.size >= MIN_HISTORY else 0.0
             # Isolated spikes only: a window whose typical norm also moved is a level shift (see growth).
-            if median > 0 and finite_new.size and float(np.median(finite_new)) < SHIFT_FACTOR * median:
+            if median > 0 and new_median < SHIFT_FACTOR * median:
                 ratios = new / median
                 worst = int(np.nanargmax(np.where(np.isfinite(ratios), ratios, -np.inf)))
                 if (np.isfinite(ratios[worst]) and ratios[worst] >= SPIKE_FACTOR
