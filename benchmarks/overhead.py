@@ -5,8 +5,7 @@ on one intra-op thread, in this process, alternating which goes first. Steps/s a
 training loop alone: the bare loop from its first step to its last, ours from the trainer's own loop
 clock (set-up, the final eval and the final checkpoint are not per-step costs). The figure is the
 median over pairs of (ours / bare), by wall clock and by process CPU time (every thread, our metric
-writer's included; ours from the end of set-up to the end of the run, so it also pays the final
-checkpoint, a few ms). `--method difference` times whole runs of --short and --long steps instead and
+writer's included; ours from the end of set-up to its last training flush). `--method difference` times whole runs of --short and --long steps instead and
 takes steps/s from their difference (noisier: four timings a pair instead of two).
 
     .venv/bin/python -m benchmarks.overhead --preset mlp-quadrants --pairs 5
@@ -97,13 +96,18 @@ def bare_loop_seconds(preset, steps: int) -> tuple[float, float]:
 
 
 class LoopClock(Callback):
-    """Process CPU seconds from the end of the trainer's set-up to the end of its run."""
+    """Process CPU seconds from the end of the trainer's set-up to its last training flush (the final
+    evaluation and checkpoint come after it, as they come after the bare loop)."""
 
     def on_setup(self, trainer) -> None:
-        self.started = time.process_time()
+        self.started = self.last = time.process_time()
 
-    def on_end(self, trainer, status: str) -> None:
-        self.cpu = time.process_time() - self.started
+    def on_flush_start(self, trainer) -> None:
+        self.last = time.process_time()
+
+    @property
+    def cpu(self) -> float:
+        return self.last - self.started
 
 
 def ours_seconds(preset, steps: int, runs_dir: Path, loop_only: bool = False) -> tuple[float, float]:
