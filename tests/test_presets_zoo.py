@@ -194,3 +194,30 @@ def test_bad_model_or_data_option_is_a_clear_config_error(store, override, messa
     with pytest.raises(ConfigError) as caught:
         build_model(preset, build_data(preset).info)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_pre_training_the_prompt_base_is_announced_then_cached(store):
+    """The first run pre-trains the frozen base (minutes at the preset's size) and says so before the
+    progress bar exists; the next run with the same base loads it from the cache and says that instead."""
+    from workbench.training.engine import Trainer
+    from workbench.training.telemetry import Callback
+
+    class SetupNotes(Callback):
+        def __init__(self):
+            self.notes = []
+
+        def on_event(self, trainer, event):
+            if event.data.get("setup"):
+                self.notes.append(event.text)
+
+    notes = []
+    for _ in range(2):
+        preset = quick_preset("hf-prompt-tuning", **{"model.args.base_steps": 3, "model.args.n_layer": 1,
+                                                     "data.args.max_chars": 20000, "train.max_steps": 1,
+                                                     "train.eval_every": 0, "train.threads": 1})
+        listener = SetupNotes()
+        result = Trainer(preset, store, callbacks=[listener]).run()
+        assert result.status == "completed", result.reason
+        notes.append(listener.notes)
+    assert len(notes[0]) == 1 and "pre-training a GPT-2 for 3 steps" in notes[0][0]
+    assert len(notes[1]) == 1 and "loaded the pre-trained GPT-2" in notes[1][0]

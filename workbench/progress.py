@@ -63,7 +63,9 @@ class ProgressReporter(Callback):
             self._write(f"step {trainer.step:,}/{self.total:,}  {self._info()}")
 
     def on_event(self, trainer, event):
-        if event.kind == "finding" and event.data.get("count") == 1:
+        if event.data.get("setup"):  # a slow build saying what it does, before the progress bar exists
+            self._write(event.text)
+        elif event.kind == "finding" and event.data.get("count") == 1:
             self._write(f"[{event.data['severity']}] {event.data['code']}: {event.text}")
         elif event.kind == "profile":
             self._write(event.text)

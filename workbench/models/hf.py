@@ -252,6 +252,7 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
 
     from workbench.data.text import stdlib_train_text
     from workbench.data.vocab import cache_dir
+    from workbench.notices import notice
 
     if info.encode is None:
         raise ConfigError("model.args.base_steps: the data has no tokenizer to encode the base's pre-training text")
@@ -265,9 +266,12 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
     if path.is_file():
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            notice(f"prompt-tuning base: loaded the pre-trained GPT-2 from {path}")
             return
         except Exception:  # a damaged cache entry: train again
             pass
+    notice(f"prompt-tuning base: pre-training a GPT-2 for {steps} steps on the stdlib source before freezing it "
+           f"(once: cached in {path.parent} for later runs)")
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, steps // 10)

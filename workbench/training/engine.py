@@ -30,6 +30,7 @@ from torch import nn
 from workbench.builders import build_data, build_model, check_preset
 from workbench.config import Preset
 from workbench.errors import ConfigError
+from workbench.notices import notices_to
 from workbench.store import RunStore, StoreWriter
 from workbench.training.batches import BatchSource, batch_size_of, eval_batches, split_batch, to_device
 from workbench.training.checkpoint import atomic_save, load_checkpoint, restore_rng_state, rng_state
@@ -259,9 +260,10 @@ class Trainer:
         self.device = pick_device(config.device)
         if config.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.precision: fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
-        data = build_data(preset)
-        self.info = data.info
-        model = build_model(preset, data.info)
+        with notices_to(lambda text: self.log(text, kind="log", setup=True)):  # slow builds say what they do
+            data = build_data(preset)
+            self.info = data.info
+            model = build_model(preset, data.info)
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model: builder returned {type(model).__name__}, not a torch.nn.Module")
         self.model = model.to(self.device)
