@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -210,14 +211,19 @@ def test_pre_training_the_prompt_base_is_announced_then_cached(store):
             if event.data.get("setup"):
                 self.notes.append(event.text)
 
-    notes = []
-    for _ in range(2):
+    def run_once() -> list[str]:
         preset = quick_preset("hf-prompt-tuning", **{"model.args.base_steps": 3, "model.args.n_layer": 1,
                                                      "data.args.max_chars": 20000, "train.max_steps": 1,
                                                      "train.eval_every": 0, "train.threads": 1})
         listener = SetupNotes()
         result = Trainer(preset, store, callbacks=[listener]).run()
         assert result.status == "completed", result.reason
-        notes.append(listener.notes)
-    assert len(notes[0]) == 1 and "pre-training a GPT-2 for 3 steps" in notes[0][0]
-    assert len(notes[1]) == 1 and "loaded the pre-trained GPT-2" in notes[1][0]
+        return listener.notes
+
+    first, second = run_once(), run_once()
+    assert len(first) == 1 and "pre-training a GPT-2 for 3 steps" in first[0]
+    assert len(second) == 1 and "loaded the pre-trained GPT-2 from " in second[0]
+    cached = Path(second[0].split(" from ", 1)[1])
+    cached.write_bytes(b"not a checkpoint")  # a damaged cache entry is dropped and the base trained again
+    third = run_once()
+    assert len(third) == 1 and "pre-training" in third[0] and cached.stat().st_size > 1000

@@ -266,10 +266,11 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
     if path.is_file():
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception:  # a damaged cache entry: drop it and train again
+            path.unlink(missing_ok=True)
+        else:
             notice(f"prompt-tuning base: loaded the pre-trained GPT-2 from {path}")
             return
-        except Exception:  # a damaged cache entry: train again
-            pass
     notice(f"prompt-tuning base: pre-training a GPT-2 for {steps} steps on the stdlib source before freezing it "
            f"(once: cached in {path.parent} for later runs)")
     generator = torch.Generator().manual_seed(0)
@@ -293,8 +294,8 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save(model.state_dict(), partial)
         os.replace(partial, path)
-    except OSError:
-        pass  # an unwritable cache only costs pre-training again next time
+    except OSError:  # an unwritable cache only costs pre-training again next time
+        return
 
 
 def build_hf_prompt_tuning(
