@@ -232,8 +232,8 @@ async def test_quit_asks_first_while_a_run_is_active_then_stops_it_cleanly(make_
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the quit confirmation")
         await pilot.press("n")
-        await pilot.pause()
-        assert app.screen is dash and dash.session.active
+        await wait_for(pilot, lambda: app.screen is dash, what="the confirmation to close")
+        assert dash.session.active
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the quit confirmation")
         await pilot.press("y")
