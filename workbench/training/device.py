@@ -35,10 +35,7 @@ class MemoryMeter:
     def __init__(self, device: torch.device):
         self.device = device
         self._process = None
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        # /proc/self/statm is read every flush: ~10 us, where psutil's memory_info took ~100 us.
-        self._statm = "/proc/self/statm" if os.path.exists("/proc/self/statm") else None
-        if device.type != "cuda" and self._statm is None:
+        if device.type != "cuda":
             import psutil
 
             self._process = psutil.Process()
@@ -51,8 +48,4 @@ class MemoryMeter:
                 "mem/cuda_reserved_mb": torch.cuda.memory_reserved(self.device) / mib,
                 "mem/cuda_peak_mb": torch.cuda.max_memory_allocated(self.device) / mib,
             }
-        if self._statm is not None:
-            with open(self._statm, "rb") as statm:
-                resident_pages = int(statm.read().split()[1])
-            return {"mem/rss_mb": resident_pages * self._page / mib}
         return {"mem/rss_mb": self._process.memory_info().rss / mib}
