@@ -86,9 +86,8 @@ def test_no_finding_without_contention_that_matters():
     assert run([(3, 1.0, 1.0, 92), (1, 0.0, 2.0, 400), (3, 1.0, 1.0, 92)]) == []  # bursts under the patience
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs Linux's /proc/stat")
 def test_cpu_usage_reads_this_machine():
-    if not os.path.exists("/proc/stat"):
-        pytest.skip("no /proc/stat")
     first = CpuUsage().read()
     deadline = time.process_time() + 0.2
     while time.process_time() < deadline:  # burn 0.2 s of CPU in this process

@@ -245,7 +245,6 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
     positions. A stand-in for a downloaded checkpoint: cached under $XDG_CACHE_HOME/workbench/bases by
     everything that decides the weights, so only the first run pays for it."""
     import hashlib
-    import math
     import os
 
     import torch
@@ -261,7 +260,7 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
     if ids.numel() < 10 * length:
         raise ConfigError(f"model.args.base_steps: this tokenizer keeps only {ids.numel()} tokens of the stdlib "
                           f"source, too few to pre-train a base on")
-    key = hashlib.sha256(model.config.to_json_string().encode() + ids.numpy().tobytes() + f"{steps}".encode())
+    key = hashlib.sha256(model.config.to_json_string().encode() + ids.numpy().tobytes() + f"{steps}:recipe2".encode())
     path = cache_dir().parent / "bases" / f"gpt2-{steps}-{key.hexdigest()[:24]}.pt"
     if path.is_file():
         try:
@@ -273,14 +272,16 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
             return
     notice(f"prompt-tuning base: pre-training a GPT-2 for {steps} steps on the stdlib source before freezing it "
            f"(once: cached in {path.parent} for later runs)")
+    from workbench.config import OptimConfig, ScheduleConfig
+    from workbench.training.optim import build_optimizer, build_scheduler
+
     generator = torch.Generator().manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95), weight_decay=0.1)
-    warmup = max(1, steps // 10)
+    # The trainer's own optimizer and schedule builders, with hf-gpt2-lm's settings.
+    optimizer = build_optimizer(model, OptimConfig(name="adamw", lr=2e-3, betas=(0.9, 0.95), weight_decay=0.1))
+    scheduler = build_scheduler(optimizer, ScheduleConfig(name="warmup_cosine", warmup_steps=max(1, steps // 10),
+                                                          min_lr_ratio=0.1), steps)
     model.train()
-    for step in range(steps):
-        progress = max(0.0, (step - warmup) / max(1, steps - warmup))
-        for group in optimizer.param_groups:
-            group["lr"] = 2e-3 * min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+    for _ in range(steps):
         starts = torch.randint(0, ids.numel() - length, (32,), generator=generator)
         batch = torch.stack([ids[i : i + length] for i in starts.tolist()])
         loss = model(input_ids=batch, labels=batch).loss
@@ -288,6 +289,7 @@ def _pretrain_base(model, info: DataInfo, steps: int) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
