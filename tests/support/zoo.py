@@ -1,6 +1,6 @@
 """Pathological models and datasets, built on purpose for the diagnostics tests.
 
-Used only as custom targets (`model.target = ".../diagnostics_zoo.py:fn"`), never imported by tests:
+Used only as custom targets (`model.target = ".../support/zoo.py:fn"`), never imported by tests:
 each builder returns a model (`fn(**args) -> nn.Module`) or data (`fn(**args) -> (train, val)`).
 """
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from diagnostics_support import fast_preset, train
+from support.diagnostics import fast_preset, train
 from workbench.diagnostics.lr_finder import find_lr, suggest_lr
 
 BAD_DEFAULT = 1e-6

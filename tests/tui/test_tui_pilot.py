@@ -10,59 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from support import pilot_wait_for as wait_for
+from support import run_cli
+from support.tui import QUICK, open_configure, write_user_preset
 from workbench.presets import load_preset
 from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.screens.configure import ConfigureScreen
 from workbench.tui.screens.dashboard import DashboardScreen
 from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen, ReportScreen
-
-QUICK = ["train.threads=1", "train.log_every=10", "train.eval_every=100", "train.probe_every=0"]
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-
-@pytest.fixture(autouse=True)
-def quick_idle(monkeypatch):
-    """Textual's test harness waits for the process to go idle after each key (up to 1 s, twice); the
-    trainer thread keeps the process busy, so that wait would always run to its maximum. The tests
-    synchronise on state with wait_for() instead."""
-    import asyncio
-
-    import textual.app
-    import textual.pilot
-
-    async def brief(min_sleep: float = 0.0, max_sleep: float = 1.0) -> None:
-        await asyncio.sleep(0.02)
-
-    monkeypatch.setattr(textual.app, "wait_for_idle", brief)
-    monkeypatch.setattr(textual.pilot, "wait_for_idle", brief)
-
-
-@pytest.fixture
-def make_app(runs_dir):
-    """Build apps for a test; any run still going at the end is stopped and joined (no stray threads)."""
-    apps = []
-
-    def make(**kwargs) -> WorkbenchApp:
-        kwargs.setdefault("runs_dir", runs_dir)
-        kwargs.setdefault("count_params", False)
-        app = WorkbenchApp(**kwargs)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.stop_runs(timeout=60)
-
 
 async def clear_and_type(pilot, selector: str, text: str) -> None:
     """Focus an input (as tabbing to it would), clear it and type."""
@@ -73,25 +29,6 @@ async def clear_and_type(pilot, selector: str, text: str) -> None:
     for _ in range(len(widget.value)):
         await pilot.press("backspace")
     await pilot.press(*list(text))
-
-
-def write_user_preset(name: str, extra: list[str]) -> Path:
-    from workbench.presets import save_preset
-
-    preset = load_preset("mlp-quadrants", [f'name="{name}"', *extra])
-    return save_preset(preset)
-
-
-async def open_configure(pilot, name: str) -> ConfigureScreen:
-    screen = pilot.app.screen
-    names = [entry["name"] for entry in screen.catalog]
-    row = names.index(name)
-    for _ in range(row - screen.query_one("DataTable").cursor_row):
-        await pilot.press("down")
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigureScreen), what="the form")
-    await pilot.pause()
-    return pilot.app.screen
 
 
 async def test_presets_list_includes_the_users_presets_and_enter_opens_the_form(make_app):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from diagnostics_support import fast_preset
+from support.diagnostics import fast_preset
 from workbench.diagnostics.contention import CpuContentionDetector, CpuUsage
 
 

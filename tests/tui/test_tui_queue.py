@@ -4,7 +4,8 @@ a bad sweep value is refused inline, and the compare view opens on exactly the r
 
 from __future__ import annotations
 
-from test_tui_pilot import QUICK, make_app, open_configure, quick_idle, wait_for, write_user_preset  # noqa: F401
+from support import pilot_wait_for as wait_for
+from support.tui import QUICK, open_configure, write_user_preset
 from workbench.store import RunStore
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.configure import ConfigureScreen

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from conftest import quick_preset
-from diagnostics_support import train
+from support import quick_preset
+from support.diagnostics import train
 from workbench.presets import discover_presets
 
 PRESETS = sorted(discover_presets())

@@ -9,9 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from conftest import quick_preset
+from support import quick_preset
 
-ZOO = Path(__file__).resolve().with_name("diagnostics_zoo.py")
+ZOO = Path(__file__).resolve().with_name("zoo.py")
 
 # A small, fast base: the quadrant MLP with frequent probes and evaluations, one intra-op thread.
 FAST = {

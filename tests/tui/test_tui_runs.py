@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from test_tui_compare import train_runs
-from test_tui_pilot import quick_idle, wait_for  # noqa: F401  (quick_idle is an autouse fixture)
+from support.tui import train_runs
+from support import pilot_wait_for as wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.attached import AttachedSession
 from workbench.tui.screens.compare import CompareScreen
@@ -75,7 +75,7 @@ def test_filter_syntax():
 
 async def test_an_interrupted_run_resumes_from_the_runs_screen(runs_dir):
     """Interrupted runs offer resume: `u` continues the same run from its checkpoint to the end."""
-    from conftest import quick_preset
+    from support import quick_preset
     from workbench.store import RunStore
     from workbench.training.engine import Trainer
     from workbench.training.telemetry import Callback

@@ -8,23 +8,14 @@ import time
 
 import pytest
 
-from conftest import run_cli
-from test_tui_pilot import quick_idle, wait_for  # noqa: F401  (quick_idle is an autouse fixture)
+from support import run_cli
+from support import pilot_wait_for as wait_for
+from support import wait_for as wait_until
 from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.attached import AttachedSession
 from workbench.tui.screens.dashboard import DashboardScreen
 from workbench.tui.screens.presets import PresetsScreen
-
-
-def _wait(predicate, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture
@@ -38,11 +29,11 @@ def detached_run(runs_dir):
     assert launcher.returncode == 0, launcher.stderr
     run_id = launcher.stdout.strip()
     store = RunStore(runs_dir)
-    _wait(lambda: (store.get_run(run_id) or {}).get("steps", 0) > 0)
+    wait_until(lambda: (store.get_run(run_id) or {}).get("steps", 0) > 0)
     yield store, run_id
     if store.get_run(run_id)["status"] == "running":
         store.send_command(run_id, "stop")
-        _wait(lambda: store.get_run(run_id)["status"] != "running", timeout=60)
+        wait_until(lambda: store.get_run(run_id)["status"] != "running", timeout=60)
     store.close()
 
 
@@ -74,12 +65,12 @@ async def test_attach_follows_another_process_and_leaving_keeps_it_running(detac
         await pilot.press("q")
         await pilot.pause()
     steps = store.get_run(run_id)["steps"]
-    _wait(lambda: store.get_run(run_id)["steps"] > steps, timeout=60)
+    wait_until(lambda: store.get_run(run_id)["steps"] > steps, timeout=60)
     assert store.get_run(run_id)["status"] == "running"
 
 
 async def test_attached_finished_run_shows_its_history_and_final_status(runs_dir):
-    from conftest import quick_preset
+    from support import quick_preset
     from workbench.training.engine import Trainer
 
     writer = RunStore(runs_dir)
@@ -112,7 +103,7 @@ async def test_run_detached_switch_trains_in_another_process_and_attaches(runs_d
     and leaving the app leaves the run going."""
     import os
 
-    from test_tui_pilot import open_configure, write_user_preset
+    from support.tui import open_configure, write_user_preset
     from textual.widgets import Switch
 
     from workbench.follow import StoreControl

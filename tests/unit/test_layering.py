@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "workbench"
+PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 CORE = ["training", "models", "data", "diagnostics", "store.py", "config.py", "presets.py", "builders.py",
         "registry.py", "summary.py", "progress.py", "catalog.py"]
 

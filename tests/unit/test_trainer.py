@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import quick_preset
+from support import quick_preset
 from workbench.training.engine import Trainer
 from workbench.training.telemetry import Callback, TelemetryBuffer
 

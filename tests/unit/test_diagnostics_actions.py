@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from diagnostics_support import custom_model, fast_preset, train
+from support.diagnostics import custom_model, fast_preset, train
 from workbench.diagnostics.actions import (DIVERGENCE_ACTIONS, apply_action, rollback_with_clipping,
                                            rollback_with_lower_lr)
 from workbench.errors import ConfigError

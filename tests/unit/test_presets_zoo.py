@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quick_preset, run_cli
+from support import quick_preset, run_cli
 
 ZOO = {
     "mlp-quadrants": ("mlp", "classification"),

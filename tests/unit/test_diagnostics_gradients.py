@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
+from support.diagnostics import custom_data, custom_model, fast_preset, healthy_run, train
 
 NO_CLIP = {"train.grad_clip": 0.0}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from diagnostics_support import custom_data, custom_model, fast_preset
+from support.diagnostics import custom_data, custom_model, fast_preset
 from workbench.diagnostics.preflight import preflight_failed, run_preflight
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
+from support.diagnostics import custom_data, custom_model, fast_preset, healthy_run, train
 
 CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
 UNREGULARISED = {"model.args.dropout": 0.0, "optim.weight_decay": 0.0}

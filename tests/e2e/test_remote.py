@@ -12,18 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from support import wait_for
 from workbench.store import RunStore
 from workbench.training.batches import BatchOrder
-
-
-def wait_for(predicate, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_rank_shards_are_disjoint_and_cover_the_global_batch():

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from conftest import quick_preset
+from support import quick_preset
 from workbench.training.engine import Trainer
 from workbench.training.gpu_monitor import GpuMonitor
 from workbench.training.telemetry import Callback, TelemetryBuffer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
+from support.diagnostics import custom_data, custom_model, fast_preset, healthy_run, train
 
 CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
 
@@ -111,7 +111,7 @@ def test_lr_too_high_when_the_loss_explodes(store):
 
 
 def test_lr_too_low_in_a_recurrent_model(store):
-    from conftest import quick_preset
+    from support import quick_preset
 
     preset = quick_preset("lstm-forecaster", **CONSTANT, **{
         "optim.lr": 1e-7, "train.max_steps": 110, "train.threads": 1, "train.probe_every": 50,

@@ -7,25 +7,13 @@ import time
 
 import pytest
 
-from conftest import quick_preset
-from test_tui_pilot import quick_idle, wait_for  # noqa: F401  (quick_idle is an autouse fixture)
+from support import quick_preset
+from support import pilot_wait_for as wait_for
+from support.tui import train_runs
 from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.compare_data import load_curves, summarize
 from workbench.tui.screens.compare import CompareScreen
-
-
-def train_runs(runs_dir, lrs=(0.003, 0.03), steps=60):
-    from workbench.training.engine import Trainer
-
-    store = RunStore(runs_dir)
-    ids = []
-    for lr in lrs:
-        preset = quick_preset(**{"train.max_steps": steps, "train.eval_every": 20, "train.log_every": 5,
-                                 "train.threads": 1, "optim.lr": lr})
-        ids.append(Trainer(preset, store).run().run_id)
-    store.close()
-    return ids
 
 
 @pytest.fixture

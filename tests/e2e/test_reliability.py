@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import quick_preset
+from support import quick_preset, wait_for
 from workbench.store import RunStore
 from workbench.training.checkpoint import load_checkpoint
 from workbench.training.engine import Trainer
@@ -52,16 +52,6 @@ def start_training(tmp_path: Path, runs_dir: Path, *sets: str) -> subprocess.Pop
         [sys.executable, "-m", "workbench", "train", "mlp-quadrants", "--json", "--runs-dir", str(runs_dir), *sets],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
-
-
-def wait_for(predicate, timeout: float = 120.0, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 def only_run(runs_dir: Path) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import quick_preset
+from support import quick_preset
 from workbench.follow import StoreControl, StoreFollower
 from workbench.training.engine import Trainer
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from diagnostics_support import custom_data, custom_model, fast_preset, healthy_run, train
+from support.diagnostics import custom_data, custom_model, fast_preset, healthy_run, train
 
 
 def test_nan_from_a_custom_layer_is_traced_to_that_layer(store):

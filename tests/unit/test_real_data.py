@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 import torch
 
-from conftest import quick_preset, run_cli
+from support import quick_preset, run_cli
 from workbench.errors import ConfigError
 
 TINY_TRAIN = {"train.max_steps": 3, "train.eval_batches": 1, "train.threads": 1, "train.probe_every": 0,

@@ -1,0 +1,48 @@
+"""Helpers for the TUI tests: user presets, opening the form, recorded runs to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support import pilot_wait_for, quick_preset
+from workbench.presets import load_preset
+from workbench.store import RunStore
+
+QUICK = ["train.threads=1", "train.log_every=10", "train.eval_every=100", "train.probe_every=0"]
+
+
+def write_user_preset(name: str, extra: list[str]) -> Path:
+    """Save mlp-quadrants with `extra` overrides as the user's own preset `name`."""
+    from workbench.presets import save_preset
+
+    preset = load_preset("mlp-quadrants", [f'name="{name}"', *extra])
+    return save_preset(preset)
+
+
+async def open_configure(pilot, name: str):
+    """Move the presets list's cursor to `name` and press enter, as a user would; returns the form."""
+    from workbench.tui.screens.configure import ConfigureScreen
+
+    screen = pilot.app.screen
+    names = [entry["name"] for entry in screen.catalog]
+    row = names.index(name)
+    for _ in range(row - screen.query_one("DataTable").cursor_row):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await pilot_wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigureScreen), what="the form")
+    await pilot.pause()
+    return pilot.app.screen
+
+
+def train_runs(runs_dir, lrs=(0.003, 0.03), steps=60):
+    """Record one short mlp-quadrants run per learning rate; returns their ids."""
+    from workbench.training.engine import Trainer
+
+    store = RunStore(runs_dir)
+    ids = []
+    for lr in lrs:
+        preset = quick_preset(**{"train.max_steps": steps, "train.eval_every": 20, "train.log_every": 5,
+                                 "train.threads": 1, "optim.lr": lr})
+        ids.append(Trainer(preset, store).run().run_id)
+    store.close()
+    return ids
