@@ -33,6 +33,7 @@ from workbench.tui.form import (SECTION_TITLES, FieldSpec, FormResult, form_diff
 from workbench.tui.messages import StartRun
 from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
 from workbench.tui.widgets.header import SafeHeader
+from workbench.tui.widgets.ordered_input import OrderedInput
 
 
 def _short(value: Any, width: int = 18) -> str:
@@ -139,7 +140,7 @@ class ConfigureScreen(Screen):
             control = Switch(bool(value), id=spec.widget_id, classes="field-control")
         else:
             placeholder = "empty = not set" if spec.kind in ("optional_text", "literal") else ""
-            control = Input(to_text(spec, value), id=spec.widget_id, classes="field-control", placeholder=placeholder, compact=True)
+            control = OrderedInput(to_text(spec, value), id=spec.widget_id, classes="field-control", placeholder=placeholder, compact=True)
         control.tooltip = spec.description
         hint = ("on" if value else "off") if spec.kind == "bool" else spec.bounds
         row = Horizontal(Label(spec.label, classes="field-label"), control,

@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from workbench.tui.widgets.ordered_input import OrderedInput
+
 # A validator takes the typed text and returns (value, None) or (None, why it is refused).
 Validator = Callable[[str], tuple[Any, str | None]]
 
@@ -67,7 +69,7 @@ class PromptScreen(ModalScreen[Any]):
             yield Label(self.title_text, classes="dialog-title")
             if self.hint:
                 yield Static(self.hint, classes="dialog-detail")
-            yield Input(self.initial, id="prompt-input")
+            yield OrderedInput(self.initial, id="prompt-input")
             yield Label("", id="prompt-error", classes="field-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK [enter]", variant="primary", id="ok")
