@@ -134,3 +134,18 @@ async def test_run_detached_switch_trains_in_another_process_and_attaches(runs_d
         time.sleep(0.2)
     assert store.get_run(run_id)["status"] == "stopped"
     store.close()
+
+
+async def test_the_attached_view_shows_epoch_and_eta_while_the_run_trains(detached_run, runs_dir):
+    store, run_id = detached_run
+    app = WorkbenchApp(runs_dir=runs_dir, attach=run_id, count_params=False, fps=10)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        dash = app.screen
+        state = dash.session.state
+        await wait_for(pilot, lambda: state.step > 0 and state.eta() is not None, timeout=60, what="an ETA")
+        await wait_for(pilot, lambda: dash.progress._last_text[5] != "-" and dash.progress._last_text[3] > 0,
+                       timeout=30, what="the progress line's epoch and ETA")
+        status, step, total, epoch, elapsed, eta, rate, metrics = dash.progress._last_text
+        assert status == "running" and epoch > 0 and eta != "-" and "steps/s" in rate
+        assert epoch == pytest.approx(step * 64 / 8192, rel=0.2)  # batch 64 over 8,192 samples

@@ -88,7 +88,7 @@ class AttachedSession:
                 self._status = run["status"]
                 changes.status = True
             if run["steps"] > self.state.step:  # the run row's heartbeat can be ahead of the last flush
-                self.state.step = run["steps"]
+                self.state.advance(run["steps"])
                 changes.progress = True
         return changes
 

@@ -88,22 +88,31 @@ class RunState:
             for step, name, value in batch.rows:
                 self.series_for(name).append(step, t, value)
                 changes.series.add(name)
-            if batch.step + 1 > newest and any(name == "loss" for _, name, _ in batch.rows[:1]):
-                newest = batch.step + 1
+                # Steps done = the newest training loss row + 1, wherever it sits in the batch (a run read
+                # back from the store has its rows sorted by name); an evaluation-only batch moves nothing.
+                if name == "loss" and step >= newest:
+                    newest = step + 1
+                elif name == "epoch":  # the store's copy of batch.epoch (attached views have only that)
+                    self.epoch = value
             if batch.epoch:
                 self.epoch = batch.epoch
         if newest != self.step:
-            self.step = newest
+            self.advance(newest, now)
             changes.progress = True
-            now = time.monotonic() if now is None else now
-            points = self._rate_points
-            points.append((now, newest))
-            while len(points) > 2 and now - points[0][0] > RATE_WINDOW_S:  # bounded without a reader too
-                points.popleft()
         for event in events:
             self._event(event, changes)
         self.log.extend(changes.logs)
         return changes
+
+    def advance(self, step: int, now: float | None = None) -> None:
+        """The run has done `step` steps (from its telemetry, or an attached run's heartbeat): the rate and
+        the ETA follow."""
+        self.step = step
+        now = time.monotonic() if now is None else now
+        points = self._rate_points
+        points.append((now, step))
+        while len(points) > 2 and now - points[0][0] > RATE_WINDOW_S:  # bounded without a reader too
+            points.popleft()
 
     def _event(self, event: Any, changes: Changes) -> None:
         kind, data = event.kind, event.data or {}

@@ -59,6 +59,7 @@ def validate_lr(text: str) -> tuple[float | None, str | None]:
 
 
 COMPACT_CHART_INTERVAL = 4.0  # seconds between redraws of one chart in low-bandwidth mode
+PROGRESS_INTERVAL = 1.0  # seconds between progress-line (and paced chart) refreshes while training
 
 
 class DashboardScreen(Screen):
@@ -136,7 +137,10 @@ class DashboardScreen(Screen):
         # fill the screen, so one redraw of each writes more than the default layout's budgeted redraws.
         self.scheduler = RedrawScheduler(self.charts, min_interval=COMPACT_CHART_INTERVAL if compact
                                          else min(1.0, 1.0 / fps))
-        self.progress = RunProgress(state, id="progress")
+        self.compact = compact
+        # The progress line and the paced chart refresh together once a second while training (one loss
+        # chart build a second, ~1% of a core; it is charged to the redraw budget like any other).
+        self.progress = RunProgress(state, min_interval=PROGRESS_INTERVAL, id="progress")
         self.findings = FindingsPanel(id="findings")
         self.log_pane = LogPane(id="log")
         self.sample = SamplePanel(id="sample")
@@ -226,7 +230,8 @@ class DashboardScreen(Screen):
             self.sample.show_sample(state.sample, state.sample_step)
         if changes.status:
             self._status_changed()
-        self.progress.update_if_changed()
+        if self.progress.update_if_changed():
+            self._redraw_paced()
         training = self.session.active and state.status == "running" and not state.paused
         self.scheduler.tick(limited=training)
         self.ticks += 1
@@ -245,6 +250,13 @@ class DashboardScreen(Screen):
             throughput.lines = [Line("tokens_per_s", "tokens/s", YELLOW, fmt=",.0f")]
             throughput.drawn_data_version = -1
 
+    def _redraw_paced(self) -> None:
+        """The chart the eye compares with the progress line redraws in the same frame, from the same
+        drained data, so its x axis ends at the step the line shows (the scheduler leaves it alone)."""
+        for chart in self.charts:
+            if chart.paced and chart.dirty and chart.is_on_screen:
+                chart.redraw()
+
     def _update_subtitle(self) -> None:
         state = self.session.state
         parts = [self.preset.name, state.run_id or "starting…"]
@@ -261,7 +273,8 @@ class DashboardScreen(Screen):
         state = self.session.state
         self._sync_preset()
         self._update_subtitle()
-        self.progress.update_if_changed()
+        if self.progress.update_if_changed():
+            self._redraw_paced()
         self.refresh_bindings()
         if not state.ended:
             return
@@ -286,9 +299,11 @@ class DashboardScreen(Screen):
     def _apply_selection(self) -> None:
         if self.selected != 0:
             self.shown = self.selected  # the narrow layout's second chart follows the selection
+        lead = self.selected if self.chart_maximized else 0
         for index, chart in enumerate(self.charts):
             chart.set_class(index == self.selected, "-selected")
             chart.set_class(index == self.shown, "-shown")
+            chart.paced = index == lead and not self.compact  # low bandwidth: every chart on its 4 s clock
         self.query_one("#charts").set_class(self.chart_maximized, "-maximized")
 
     def _options_changed(self) -> None:

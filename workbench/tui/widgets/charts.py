@@ -169,6 +169,8 @@ class MetricChart(PlotextPlot):
         self.spent = 0.0  # seconds spent building, ever
         self.cost_estimate = 0.01
         self.last_points = 0  # points handed to plotext at the last build (tests check the bound)
+        self.paced = False  # redrawn with the progress line, not by the scheduler, while a run trains
+        self.drawn_window: tuple[float, float] | None = None  # the x range of the last build
         self.border_title = title
 
     # -- what changed -------------------------------------------------------------------------------
@@ -278,6 +280,7 @@ class MetricChart(PlotextPlot):
         height = max(self.size.height, 4)
         buckets = max(4, width - 12)  # plot columns, less the y tick labels
         window = self._x_window()
+        self.drawn_window = window
         self._pending: list[tuple[RGB, Buckets]] = []
         plotted = 0
         y_range: list[float] = []
@@ -417,7 +420,8 @@ class RedrawScheduler:
         budget = self.budget
         budget.update(now, time.thread_time() if cpu is None else cpu, limited and not force)
         due = [c for c in self.charts
-               if c.dirty and c.is_on_screen and (force or now - c.last_redraw >= self.min_interval)]
+               if c.dirty and c.is_on_screen and (force or now - c.last_redraw >= self.min_interval)
+               and not (c.paced and limited and not force)]
         due.sort(key=lambda c: (c.last_redraw + 0.5 * c.priority, c.priority))
         drawn = []
         planned = 0.0
