@@ -338,3 +338,18 @@ class Amplified(nn.Module):
 
 def amplified(**args):
     return Amplified(**args)
+
+
+def overlapping_blobs(train_size=4096, val_size=1024, classes=4, spread=1.0, features=2, seed=0):
+    """Gaussian classes whose clouds overlap (centres on a circle of radius 2, std `spread`): even the best
+    model gets some wrong, so the loss bottoms out early and the val loss then only moves within noise."""
+    g = torch.Generator().manual_seed(seed)
+    angles = torch.arange(classes) * (2 * math.pi / classes)
+    centres = torch.zeros(classes, features)
+    centres[:, 0], centres[:, 1] = 2 * torch.cos(angles), 2 * torch.sin(angles)
+
+    def make(n):
+        y = torch.randint(0, classes, (n,), generator=g)
+        return TensorDataset(centres[y] + spread * torch.randn(n, features, generator=g), y)
+
+    return make(train_size), make(val_size)

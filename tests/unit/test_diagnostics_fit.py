@@ -28,6 +28,17 @@ def test_overfitting_a_big_model_on_a_few_clean_samples(store):
     assert finding["evidence"]["train_loss"] < 0.01 < 0.3 < finding["evidence"]["val_loss"]
 
 
+def test_the_training_loss_beside_an_evaluation_never_reaches_back_to_the_first_steps():
+    from workbench.diagnostics.base import History
+
+    history = History()
+    # 25 high-loss steps, then a converged run with a little noise; a flush lagging behind the evaluation
+    history.add_rows([(step, "loss", 2.0 if step < 25 else 0.2 + 0.01 * (step % 2)) for step in range(50)])
+    mean, se = history.train_loss_near(50, 50)  # the first evaluation, at step 50, with a 50-step window
+    assert abs(mean - 0.205) < 0.002 and 0 < se < 0.005
+    assert history.train_loss_near(200, 50) == (None, None)  # nothing recent to compare with: no train loss
+
+
 def test_no_overfitting_nor_underfitting_with_plenty_of_data():
     assert not healthy_run().codes() & {"overfitting", "underfitting"}
 

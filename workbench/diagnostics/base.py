@@ -9,6 +9,7 @@ step rate.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +28,23 @@ EVIDENCE_LAYERS = 12
 FROZEN_FRACTION = 0.1
 # The starting loss of a fresh run: the step-0 loss, or the mean of the first steps if lower.
 START_STEPS = 5
+# The training loss set beside an evaluation: a mean over at least this many recent steps (fewer, e.g. a
+# flush lagging behind the evaluation, and the evaluation has no training loss to compare with).
+MIN_TRAIN_STEPS = 8
 
 
 @dataclass
 class EvalPoint:
-    """One evaluation, with the training loss around the same step for comparison."""
+    """One evaluation, with the training loss around the same step for comparison.
+
+    `train_loss_se` is the standard error of that training-loss mean; the val estimate's own is the
+    `val_loss_se` metric when the evaluation reports one (see `val_noise` in overfitting.py)."""
 
     step: int
     val_loss: float
     train_loss: float | None
     metrics: dict[str, float] = field(default_factory=dict)
+    train_loss_se: float | None = None
 
 
 @dataclass
@@ -103,6 +111,21 @@ class History:
         values = self.recent("loss", count)
         values = values[np.isfinite(values)]
         return float(values.mean()) if values.size else None
+
+    def train_loss_near(self, step: int, window: int) -> tuple[float | None, float | None]:
+        """Mean finite training loss and its standard error over the steps just before `step`: at most
+        `window` of them, and never from the first half of the run so far (a mean that reached back to
+        the first, high-loss steps would make a converged run look as if its train loss were still
+        falling). (None, None) when the history holds fewer than MIN_TRAIN_STEPS of them."""
+        if self.first_step is None:
+            return None, None
+        low = max(step - window, self.first_step + (step - self.first_step) // 2)
+        start, stop = bisect_left(self.steps, low), bisect_right(self.steps, step)
+        values = np.asarray(self.loss[start:stop], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size < MIN_TRAIN_STEPS:
+            return None, None
+        return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
 
     def __len__(self) -> int:
         return len(self.steps)

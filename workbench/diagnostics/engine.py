@@ -85,7 +85,8 @@ class DiagnosticsEngine(Callback):
             return
         history = self.ctx.history
         window = max(2 * trainer.preset.train.log_every, 50)
-        point = EvalPoint(step, float(metrics["val_loss"]), history.recent_train_loss(window), dict(metrics))
+        train_loss, train_se = history.train_loss_near(step, window)
+        point = EvalPoint(step, float(metrics["val_loss"]), train_loss, dict(metrics), train_se)
         history.evals.append(point)
         self._each("after_eval", point)
 
