@@ -28,6 +28,30 @@ def _hf_position_budget(model) -> int | None:
     return limit
 
 
+def _is_prompt_learning(model) -> bool:
+    """peft prompt/prefix tuning: virtual tokens are prepended inside the model's forward."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+def _sample_by_forward(model, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int) -> torch.Tensor:
+    """Sample token by token through the model's own forward, with no KV cache.
+
+    peft's generate for prompt learning re-injects the virtual tokens on every decoding step when it does
+    not recognise transformers' cache arguments (peft 0.21 with transformers 5.2x: the positions run past
+    the model's limit, "IndexError: index out of range in self"). The forward is the path training uses,
+    so it is right on every version; without a cache it costs O(n^2), nothing at these sample lengths.
+    """
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=idx, attention_mask=torch.ones_like(idx)).logits[:, -1, :]
+        logits = logits.float() / max(temperature, 1e-5)
+        if top_k:
+            kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1, None]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        idx = torch.cat([idx, torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1)], dim=1)
+    return idx
+
+
 @torch.no_grad()
 def generate_sample(model, info: DataInfo, seed: int, max_new_tokens: int = 120, temperature: float = 0.8,
                     top_k: int = 40) -> str | None:
@@ -52,7 +76,11 @@ def generate_sample(model, info: DataInfo, seed: int, max_new_tokens: int = 120,
     cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     torch.manual_seed(seed)
     try:
-        if hf:
+        if hf and _is_prompt_learning(model):
+            with warnings.catch_warnings():  # peft: "position ids are not supported ... ignoring"
+                warnings.simplefilter("ignore")
+                out = _sample_by_forward(model, idx, max_new_tokens, temperature, top_k)
+        elif hf:
             with warnings.catch_warnings():  # peft and transformers chatter about position ids and masks
                 warnings.simplefilter("ignore")
                 out = model.generate(input_ids=idx, attention_mask=torch.ones_like(idx), max_new_tokens=max_new_tokens,
