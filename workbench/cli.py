@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             args = build_parser().parse_args(["tui"])
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that left (`| head`) shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return EXIT_USAGE
@@ -147,6 +151,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+EXIT_PIPE_CLOSED = 128 + 13  # what a shell reports for a command its reader left (SIGPIPE)
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (`workbench runs | head -1`): stop quietly, no traceback.
+
+    The streams are pointed at /dev/null so the interpreter's last flush cannot raise again. A run the
+    command trained is recorded already; its status is in the store (`workbench show RUN_ID`)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a replaced stream (pytest's capture) has no descriptor
+            pass
+    return EXIT_PIPE_CLOSED
 
 
 def _store(args, create: bool = True):
@@ -310,15 +331,20 @@ def cmd_lr_find(args) -> int:
     if args.json:
         print(json.dumps(finite_json({"preset": preset.name, **result.to_dict()}), default=_json_default))
     else:
-        print(plot_text(result, color=sys.stdout.isatty()))
+        print(plot_text(result, color=use_colour(sys.stdout)))
         print(f"{result.reason}")
         if result.suggested_lr:
-            print(f"suggested lr {result.suggested_lr:.3g} (steepest descent; the loss bottoms out at "
-                  f"{result.min_loss_lr:.3g})\napply it with: workbench train {args.preset} --set "
+            print(f"suggested lr {result.suggested_lr:.3g} (where the loss fell fastest; its lowest point came "
+                  f"at lr {result.min_loss_lr:.3g})\napply it with: workbench train {args.preset} --set "
                   f"optim.lr={result.suggested_lr:.2g}")
         else:
             print("no suggestion: the loss never fell steadily during the sweep")
     return EXIT_OK
+
+
+def use_colour(stream) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
@@ -399,12 +425,20 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _train_loss_note(summary: dict[str, Any]) -> str:
+    steps = summary.get("train_loss_steps")
+    if not steps:
+        return ""
+    return " (the last step's loss)" if steps == 1 else f" (mean of the last {steps:,} steps)"
+
+
 def _print_summary(summary: dict[str, Any], stream) -> None:
     metrics = summary["metrics"]
     lines = [
         f"run       {summary['run_id']}",
         f"preset    {summary['preset']}   status {summary['status']}   steps {summary['steps']:,}",
-        "metrics   " + "   ".join(f"{k} {_fmt(v)}" for k, v in metrics.items() if v is not None),
+        "metrics   " + "   ".join(f"{k} {_fmt(v)}" + (_train_loss_note(summary) if k == "train_loss" else "")
+                                   for k, v in metrics.items() if v is not None),
         f"speed     {summary['throughput']['steps_per_second']:.1f} steps/s   "
         f"{summary['throughput']['samples_per_second']:.0f} samples/s",
     ]
@@ -450,9 +484,15 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"no runs in {store.path}")
         return EXIT_OK
-    for run in runs:
-        print(f"{run['run_id']:<48} {run['preset']:<22} {run['status']:<11} {run['steps']:>9,}  "
-              f"{_age(run['started_at'])}")
+    header = ("run_id", "preset", "status", "steps", "started_at", "ended_at", "world_size")
+    rows = [(run["run_id"], run["preset"], run["status"], f"{run['steps']:,}", _age(run["started_at"]),
+             _age(run["ended_at"]), str(run["world_size"])) for run in runs]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    right = {3, 6}  # numbers line up on the right
+    for row in [header, *rows]:
+        cells = [cell.rjust(width) if i in right else cell.ljust(width) for i, (cell, width) in
+                 enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
     return EXIT_OK
 
 

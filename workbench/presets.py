@@ -134,6 +134,8 @@ def load_preset(ref: str, overrides: list[str] | None = None) -> Preset:
     """Load, override and validate a preset by name or path."""
     path = locate_preset(ref)
     data = read_toml(path)
+    if not data:  # an empty file would otherwise train every default under the file's name
+        raise ConfigError(f"{path}: the preset file is empty (no sections or keys; start from `workbench presets`)")
     data.setdefault("name", path.stem)
     data = apply_overrides(data, overrides or [])
     _absolute_targets(data, path.resolve().parent)

@@ -9,7 +9,7 @@ from workbench.training.telemetry import Callback
 
 
 class ProgressReporter(Callback):
-    """Shows step/total, the latest loss, val metrics and speed. stdout stays free for --json."""
+    """Shows step/total, the last step's loss ("step loss"), val metrics and speed. stdout stays free for --json."""
 
     def __init__(self, preset, stream=None, min_interval: float = 0.25):
         self.total = preset.train.max_steps
@@ -41,7 +41,7 @@ class ProgressReporter(Callback):
 
     def _info(self) -> str:
         parts = []
-        for key, label, fmt in (("loss", "loss", ".4f"), ("val_loss", "val", ".4f"),
+        for key, label, fmt in (("loss", "step loss", ".4f"), ("val_loss", "val", ".4f"),
                                 ("val_accuracy", "acc", ".3f"), ("steps_per_s", "steps/s", ".0f")):
             value = self._fields.get(key)
             if value is not None:

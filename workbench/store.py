@@ -394,6 +394,12 @@ class RunStore:
         )
         return rows[0]["value"] if rows else None
 
+    def last_steps(self, run_id: str, name: str, count: int) -> list[int]:
+        """The newest `count` steps at which a metric was logged, newest first."""
+        rows = self._query("SELECT step FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT ?",
+                           (run_id, name, count))
+        return [r["step"] for r in rows]
+
     def min_metric(self, run_id: str, name: str) -> float | None:
         rows = self._query("SELECT MIN(value) AS v FROM metrics WHERE run_id=? AND name=?", (run_id, name))
         return rows[0]["v"] if rows else None

@@ -26,8 +26,10 @@ def run_summary(store: RunStore, run_id: str) -> dict[str, Any] | None:
             value = store.last_metric(run_id, key)
         if value is not None or key in metrics:
             metrics[key] = value
+    train_loss_steps = _flush_window(store, run_id) if metrics["train_loss"] is not None else None
     if metrics["train_loss"] is None:
         metrics["train_loss"] = store.last_metric(run_id, "loss")
+        train_loss_steps = 1 if metrics["train_loss"] is not None else None  # no stats: the last step's loss
     if metrics["best_val_loss"] is None:
         metrics["best_val_loss"] = store.min_metric(run_id, "val_loss")
     throughput = {
@@ -43,6 +45,7 @@ def run_summary(store: RunStore, run_id: str) -> dict[str, Any] | None:
         "steps": run["steps"],
         "world_size": run["world_size"],
         "metrics": metrics,
+        "train_loss_steps": train_loss_steps,  # train_loss is the mean loss of this many last steps
         "throughput": throughput,
         "findings": [
             {key: finding[key] for key in ("code", "severity", "step", "layer", "message", "remedy", "evidence")}
@@ -57,3 +60,16 @@ def run_summary(store: RunStore, run_id: str) -> dict[str, Any] | None:
         "reason": run["reason"],
         "peak_memory_mb": stats.get("peak_memory_mb"),
     }
+
+
+def _flush_window(store: RunStore, run_id: str) -> int | None:
+    """Steps in the last telemetry flush: the trainer's `train_loss` is the mean loss over them.
+
+    Throughput is logged once per flush, at its last step, so two such steps bound the window."""
+    ends = store.last_steps(run_id, "steps_per_s", 2)
+    if len(ends) == 2:
+        return ends[0] - ends[1]
+    if len(ends) == 1:
+        first = store.step_range(run_id, "loss")
+        return ends[0] - first[0] + 1 if first else None
+    return None

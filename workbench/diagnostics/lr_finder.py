@@ -167,4 +167,5 @@ def plot_text(result: LRFinderResult, width: int = 70, height: int = 18, color: 
     plt.xlabel("log10(learning rate)")
     plt.ylabel("loss")
     plt.title("LR finder" + (f": suggested lr {result.suggested_lr:.3g}" if result.suggested_lr else ""))
-    return plt.build()
+    text = plt.build()
+    return text if color else plt.uncolorize(text)  # the theme leaves a few codes (line colours, resets)
