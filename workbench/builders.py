@@ -88,23 +88,117 @@ def check_preset(preset: Preset) -> None:
     _check_args(builder, preset.data.args, "data.args", 1 if builtin else 0)
 
 
-def build_data(preset: Preset):
-    """Build the DataBundle (custom data builders return (train, val); their info comes from the preset)."""
+def build_data(preset: Preset, fitted: dict[str, Any] | None = None):
+    """Build the DataBundle (custom data builders return (train, val); their info comes from the preset).
+
+    `fitted`: what a builder learned from the training split on the run's first start (a table's
+    standardisation statistics), passed back on resume so the run keeps seeing the same features."""
     from workbench.data.base import DataBundle, DataInfo
 
     builder, builtin = data_builder(preset.data)
     if builtin:
+        args = dict(preset.data.args)
+        if fitted is not None and "fitted" in inspect.signature(builder).parameters:
+            args["fitted"] = fitted
         try:  # a built-in builder rejecting its arguments is a config problem, not a crash
-            result = builder(preset.train.seed, **preset.data.args)
+            result = builder(preset.train.seed, **args)
         except (ValueError, TypeError, FileNotFoundError) as error:
             raise ConfigError(f"data.args ({preset.data.kind}): {error}") from None
     else:
         result = builder(**preset.data.args)
     if isinstance(result, DataBundle):
+        fit_task(preset, result.info)
         return result
     if isinstance(result, tuple) and len(result) == 2:
         return DataBundle(result[0], result[1], infer_info(result[0], preset.task))
     raise ConfigError(f"data.target: must return (train_dataset, val_dataset), got {type(result).__name__}")
+
+
+LABEL_TASKS = ("classification", "binary", "regression")
+
+
+def fit_task(preset: Preset, info) -> None:
+    """The preset's task must be what the data's label is: two classes train as `binary` under a BCE
+    preset; any other disagreement (a number to predict under a classifier) is a one-line error."""
+    if info.task == preset.task or info.task not in LABEL_TASKS or preset.task not in LABEL_TASKS:
+        return
+    if preset.task == "binary" and info.task == "classification" and info.num_classes == 2:
+        info.task = "binary"
+        return
+    found = {"regression": "a number to predict (regression)",
+             "classification": f"{info.num_classes} classes (classification)",
+             "binary": "two classes (binary)"}[info.task]
+    fix = {"regression": 'task = "regression" and train.loss = "mse"',
+           "classification": 'task = "classification" and train.loss = "cross_entropy"',
+           "binary": 'task = "binary" and train.loss = "bce_with_logits"'}[info.task]
+    raise ConfigError(f"task: the preset says {preset.task!r} but the data's label is {found}; set {fix} "
+                      "(--data does this for you)")
+
+
+def check_fits(preset: Preset, model, data) -> None:
+    """Run the model on two training samples before anything trains: a model that can't take the data's
+    inputs, or whose output doesn't match its classes (a 4-class head on 3 classes), is a one-line error."""
+    import torch
+
+    info = data.info
+    if info.task not in LABEL_TASKS or preset.train.loss == "model":
+        return
+    try:
+        x, _ = next(iter(torch.utils.data.DataLoader(data.train, batch_size=2, collate_fn=info.collate)))
+    except Exception:  # a dataset we can't sample here: the trainer reports it with its own context
+        return
+    if not isinstance(x, torch.Tensor):
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(x)
+    except Exception as error:
+        shape = "x".join(str(d) for d in x.shape[1:])
+        raise ConfigError(f"model: does not fit the data: a sample of shape {shape} fails in the model "
+                          f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
+    finally:
+        model.train(was_training)
+    output = getattr(output, "logits", output)
+    if not isinstance(output, torch.Tensor) or output.dim() < 1 or output.shape[0] != x.shape[0]:
+        return
+    width = output.shape[-1] if output.dim() > 1 else 1
+    want = {"classification": info.num_classes, "binary": 1, "regression": 1}[info.task]
+    if want and width != want:
+        what = {"classification": f"{want} classes", "binary": "one logit (binary)",
+                "regression": "one number (regression)"}[info.task]
+        classes = info.extra.get("classes")
+        named = f" ({', '.join(map(str, classes[:10]))})" if classes and info.task == "classification" else ""
+        raise ConfigError(f"model: gives {width} outputs per sample, but the data needs {what}{named}")
+
+
+DATA_STATE = "data_state.json"
+
+
+def save_fitted(run_dir: Path, info) -> None:
+    """Keep what the data builder learned from the training split with the run (resume reads it back)."""
+    import json
+
+    fitted = info.extra.get("fitted")
+    if fitted is None:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (DATA_STATE + ".tmp")
+    tmp.write_text(json.dumps(fitted, indent=1), encoding="utf-8")
+    tmp.replace(run_dir / DATA_STATE)
+
+
+def load_fitted(run_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    path = run_dir / DATA_STATE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path}: the run's data statistics cannot be read ({error})") from None
 
 
 def infer_info(train, task: str):

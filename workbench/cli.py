@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--start", action="store_true", help="open the dashboard and start training at once")
     tui.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override a preset key, e.g. optim.lr=1e-3 (repeatable)")
+    data_flags(tui)
     tui.add_argument("--fps", type=float, default=None, help="dashboard refresh rate (default 4)")
     tui.add_argument("--low-bandwidth", action="store_true",
                      help="for thin links: two charts at any width and 1 refresh per second (unless --fps)")
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("preset", nargs="?", help="preset name or path to a .toml file")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                        help="override a preset key, e.g. optim.lr=1e-3 (repeatable)")
+    data_flags(train)
     train.add_argument("--resume", metavar="RUN_ID", help="continue a run from its newest checkpoint")
     train.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
     train.add_argument("--preflight", action="store_true",
@@ -123,6 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="PATH_OR_ID",
+                        help="train on your own data: a .csv/.tsv/.parquet/.json/.jsonl file, a folder of images "
+                             "per class, a text file or folder, or a datasets id (sets [data], task and loss)")
+    parser.add_argument("--label", metavar="COLUMN",
+                        help="the column to predict (default: 'label', then 'target', then the last column)")
+
+
+def apply_data_flags(args, ref: str) -> None:
+    """--data/--label -> ordinary overrides in front of the user's own --set (which can still refine them)."""
+    if getattr(args, "label", None) and not getattr(args, "data", None):
+        raise UsageError("workbench: --label names a column of --data; give --data too")
+    if not getattr(args, "data", None):
+        return
+    from workbench.data.source import describe_source
+    from workbench.presets import load_preset
+
+    preset = load_preset(ref, args.overrides)
+    choice = describe_source(args.data, args.label, preset)
+    for line in choice.summary_lines():
+        print(f"data: {line}", file=sys.stderr)
+    args.overrides = choice.as_overrides(preset) + list(args.overrides)
+    args.data = args.label = None  # applied: a detached child or a sweep gets the overrides alone
+
+
 def _version() -> str:
     from workbench import __version__
 
@@ -190,8 +217,12 @@ def cmd_train(args) -> int:
         raise UsageError("workbench train: --resume takes no preset and no --set (the run's own config is used)")
     if not args.resume and not args.preset:
         raise UsageError("workbench train: name a preset (or --resume RUN_ID)")
+    if args.resume and (args.data or args.label):
+        raise UsageError("workbench train: --resume takes no --data (the run keeps the data it started with)")
     if args.resume and args.preflight:
         raise UsageError("workbench train: --preflight checks a preset before a new run, not a resumed one")
+    if args.preset:
+        apply_data_flags(args, args.preset)
     if args.detach:
         if args.sweep:
             raise UsageError("workbench train: --detach and --sweep cannot be combined")

@@ -42,6 +42,8 @@ DATASETS: dict[str, str] = {
     "hf": "workbench.data.real:hf_dataset",
     "text_file": "workbench.data.real:text_file",
     "image_folder": "workbench.data.real:image_folder",
+    "table": "workbench.data.tables:table",
+    "images": "workbench.data.hub_images:images",
 }
 
 

@@ -51,8 +51,12 @@ def build_small_cnn(
     hidden: int = 128,
     dropout: float = 0.4,
     kernel_size: int = 3,
+    num_classes: int | None = None,
 ) -> SmallCNN:
-    """widths: the five ConvBlock widths (default the seeds' 32, 64, 128, 128, 256), scaled by width_multiplier."""
+    """widths: the five ConvBlock widths (default the seeds' 32, 64, 128, 128, 256), scaled by width_multiplier.
+    num_classes fixes the head's width (default: the data's classes)."""
+    from workbench.models.mlp import _head_width
+
     if not info.input_shape or len(info.input_shape) != 3:
         raise ValueError("the cnn needs image data (input_shape = (channels, height, width))")
     base = list(widths) if widths is not None else [32, 64, 128, 128, 256]
@@ -65,4 +69,5 @@ def build_small_cnn(
     if not 0 <= dropout < 1:
         raise ValueError("dropout must be in [0, 1)")
     scaled = tuple(max(1, round(int(w) * width_multiplier)) for w in base)
-    return SmallCNN(info.input_shape[0], info.num_classes or 2, scaled, hidden, dropout, kernel_size)
+    classes = _head_width(num_classes) if num_classes is not None else info.num_classes or 2
+    return SmallCNN(info.input_shape[0], classes, scaled, hidden, dropout, kernel_size)

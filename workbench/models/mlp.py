@@ -44,6 +44,12 @@ class MLP(nn.Module):
         return self.head(self.body(x.flatten(1)))
 
 
+def _head_width(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise ValueError("num_classes must be an integer from 1 to 1,000,000")
+    return value
+
+
 def build_mlp(
     info: DataInfo,
     hidden: list[int] | int = 128,
@@ -51,8 +57,10 @@ def build_mlp(
     activation: str = "relu",
     dropout: float = 0.1,
     norm: str = "none",
+    num_classes: int | None = None,
 ) -> MLP:
-    """`hidden` is a list of widths, or one width repeated `depth` times."""
+    """`hidden` is a list of widths, or one width repeated `depth` times. `num_classes` fixes the head's
+    width (default: what the data needs; a head that doesn't fit the data is refused before training)."""
     if isinstance(hidden, bool) or not isinstance(hidden, (int, list, tuple)):
         raise ValueError("hidden must be a width or a list of widths")
     if isinstance(hidden, int) and not (isinstance(depth, int) and 1 <= depth <= 100):
@@ -70,4 +78,6 @@ def build_mlp(
         out = info.horizon or 1
     else:
         out = info.num_classes or 2
+    if num_classes is not None:
+        out = _head_width(num_classes)
     return MLP(in_features, out, widths, activation, dropout, norm)

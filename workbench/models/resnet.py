@@ -82,8 +82,13 @@ def build_resnet(
     head_hidden: int = 256,
     dropout: float = 0.5,
     unfreeze: list[str] | None = None,
+    num_classes: int | None = None,
 ) -> TransferResNet:
-    """unfreeze (finetune only): backbone stages that train, e.g. ["layer3", "layer4"]; unset = all."""
+    """unfreeze (finetune only): backbone stages that train, e.g. ["layer3", "layer4"]; unset = all.
+    num_classes fixes the head's width (default: the data's classes)."""
+    from workbench.models.mlp import _head_width
+
+    classes = _head_width(num_classes) if num_classes is not None else info.num_classes or 2
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     stages = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
@@ -102,7 +107,7 @@ def build_resnet(
             raise ConfigError(f"model.pretrained: {pretrained!r} is not a resnet18 state_dict "
                               f"({len(missing)} missing, {len(unexpected)} unexpected keys)")
     model.fc = nn.Sequential(nn.Linear(model.fc.in_features, head_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                             nn.Linear(head_hidden, info.num_classes or 2))
+                             nn.Linear(head_hidden, classes))
     trainable = ("fc",) if strategy == "head" else ("fc", *unfreeze) if unfreeze is not None else None
     if trainable is not None:
         for name, param in model.named_parameters():

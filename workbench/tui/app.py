@@ -332,6 +332,11 @@ def run_tui(args) -> int:
     fps = (1.0 if low_bandwidth else DEFAULT_FPS) if getattr(args, "fps", None) is None else args.fps
     if not (0.5 <= fps <= 30):
         raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+    if getattr(args, "data", None) or getattr(args, "label", None):
+        from workbench.cli import apply_data_flags
+
+        args.overrides = list(getattr(args, "overrides", None) or [])
+        apply_data_flags(args, args.preset or DEFAULT_PRESET)
     overrides = list(getattr(args, "overrides", None) or [])
     preset = base = None
     if args.preset or args.start or overrides:
