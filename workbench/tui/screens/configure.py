@@ -32,6 +32,7 @@ from workbench.tui.form import (SECTION_TITLES, FieldSpec, FormResult, form_diff
                                 parse_text, to_text, validate_form)
 from workbench.tui.messages import StartRun
 from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
+from workbench.tui.widgets.data_source import DataSourcePanel
 from workbench.tui.widgets.header import SafeHeader
 from workbench.tui.widgets.ordered_input import OrderedInput
 
@@ -53,9 +54,10 @@ class ConfigureScreen(Screen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, base: Preset, current: Preset | None = None):
+    def __init__(self, base: Preset, current: Preset | None = None, section: str | None = None):
         super().__init__()
         self.base = base
+        self._open_section = section  # the tab to open on (the Data tab after choosing your own data)
         start = current or base
         self.specs: list[FieldSpec] = form_fields(start)
         self.by_path = {spec.path: spec for spec in self.specs}
@@ -105,6 +107,8 @@ class ConfigureScreen(Screen):
         self.sub_title = f"configure {self.base.name}"
         self._mount_section(self.sections[0])
         self.validate()
+        if self._open_section in self.sections:
+            self.show_section(self._open_section)
 
     def _mount_section(self, section: str) -> None:
         if section in self._mounted_sections:
@@ -115,6 +119,9 @@ class ConfigureScreen(Screen):
             if spec.section == section:
                 rows += self._field(spec)
         form = self.query_one(f"#form-{section}", VerticalScroll)
+        if section == "data":  # where the data comes from: generated, or your own file, folder or hub id
+            rows.insert(0, DataSourcePanel(self.result.preset if self.result and self.result.preset else self.base,
+                                           self._preset_now, id="data-source-panel"))
         form.mount_all(rows)
         for spec in self.specs:
             if spec.section == section:
@@ -387,6 +394,33 @@ class ConfigureScreen(Screen):
             hint="section.key=value1,value2,...  (several keys, separated by spaces: every combination). Each run "
                  "starts from this form's values; they train one after another, then the compare view opens."),
             chosen)
+
+    def _preset_now(self) -> Preset:
+        """The form's preset as it stands (the base one while a field is invalid)."""
+        return self.result.preset if self.result is not None and self.result.preset is not None else self.base
+
+    @on(DataSourcePanel.Chosen)
+    def _data_chosen(self, message: DataSourcePanel.Chosen) -> None:
+        """Your own data becomes ordinary [data] keys (and the task and loss its label calls for); the form
+        is rebuilt on them so every new argument has its input. None puts the preset's own data back."""
+        from workbench.errors import ConfigError
+        from workbench.presets import preset_from_dict
+
+        current = self._preset_now()
+        data = current.model_dump(mode="json")
+        if message.choice is None:
+            for key in ("data", "task"):
+                data[key] = self.base.model_dump(mode="json")[key]
+            data["train"]["loss"] = self.base.train.loss
+            overrides: list[str] = []
+        else:
+            overrides = message.choice.as_overrides(current)
+        try:
+            preset = preset_from_dict(data, overrides)
+        except ConfigError as error:
+            self.notify("; ".join(error.problems), title="Cannot use this data", severity="error")
+            return
+        self.app.switch_screen(ConfigureScreen(self.base, preset, section="data"))
 
     def action_back(self) -> None:
         self.app.pop_screen()

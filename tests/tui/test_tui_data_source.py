@@ -1,0 +1,79 @@
+"""The form's Data tab: choose your own file, see what it holds before training, train on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import pilot_wait_for as wait_for
+from support.datafiles import table_rows, write_csv
+from support.tui import QUICK, open_configure
+from workbench.store import RunStore
+from workbench.tui.screens.configure import ConfigureScreen
+from workbench.tui.screens.dashboard import DashboardScreen
+from workbench.tui.widgets.data_source import DataSourcePanel
+
+
+async def choose_source(pilot, name: str) -> None:
+    """Open the source list and move to `name` with the arrow keys, as a user would."""
+    from textual.widgets import Select
+
+    select = pilot.app.screen.query_one("#data-source", Select)
+    select.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    options = [value for _, value in select._options]
+    for _ in range(options.index(name) - options.index(select.value)):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: select.value == name, what=f"source {name}")
+
+
+async def type_into(pilot, selector: str, text: str) -> None:
+    pilot.app.screen.query_one(selector).focus()
+    await pilot.pause()
+    await pilot.press(*list(text))
+
+
+@pytest.mark.slow
+async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, tmp_path, runs_dir):
+    good = write_csv(tmp_path / "iris.csv", table_rows(300, kind="classes"))
+    bad = write_csv(tmp_path / "one.csv", [{"a": i, "label": "cat"} for i in range(30)])
+    app = make_app()
+    async with app.run_test(size=(140, 48)) as pilot:
+        await pilot.pause()
+        form = await open_configure(pilot, "mlp-quadrants")
+        for _ in range(2):  # preset -> model -> data
+            await pilot.press("ctrl+t")
+        panel = await wait_for(pilot, lambda: next(iter(form.query(DataSourcePanel)), None), what="the data panel")
+        await choose_source(pilot, "file")
+        await type_into(pilot, "#data-path", str(bad))
+        await wait_for(pilot, lambda: "cannot train" in panel.summary, what="the refusal")
+        assert "a single class ('cat')" in panel.summary and panel.query_one("#data-use").disabled
+        path_input = panel.query_one("#data-path")
+        path_input.focus()
+        path_input.action_end()
+        for _ in "one.csv":
+            await pilot.press("backspace")
+        await pilot.press(*list("iris.csv"))
+        await wait_for(pilot, lambda: "3 classes" in panel.summary, what="the summary")
+        assert "300 rows" in panel.summary and "numeric x1, x2; categorical color; label species" in panel.summary
+        assert "setosa (" in panel.summary
+        panel.query_one("#data-use").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen) and app.screen is not form,
+                       what="the form on the new data")
+        form = app.screen
+        assert form.values["data.kind"] == "table"
+        assert form.diffs["data.kind"] == ("quadrants", "table")
+        for override in [*QUICK, "train.max_steps=200"]:
+            key, _, value = override.partition("=")
+            form.values[key] = int(value)
+        form.validate()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        state = app.screen.session.state
+        await wait_for(pilot, lambda: state.ended, timeout=180, what="the run to finish")
+        assert state.status == "completed"
+        run_id = app.screen.session.run_id
+    run = RunStore(runs_dir).get_run(run_id)
+    assert run["config"]["data"]["kind"] == "table" and run["config"]["data"]["args"]["path"] == str(good.resolve())
