@@ -196,3 +196,25 @@ def test_carried_arguments_are_ones_each_builder_accepts():
     for kind, names in CARRIED.items():
         accepted = set(inspect.signature(resolve(DATASETS, kind)).parameters)
         assert set(names) <= accepted, kind
+
+
+def test_a_dataset_folder_loads_through_datasets_with_its_own_test_split(tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    write_csv(folder / "train.csv", table_rows(200))
+    write_csv(folder / "test.csv", table_rows(60, seed=9))
+    choice = describe_source(str(folder), None, quick_preset())
+    assert choice.kind == "table" and choice.args["val_split"] == "test" and choice.rows == 200
+    bundle = table(0, **choice.args)
+    assert len(bundle.train) == 200 and len(bundle.val) == 60
+
+
+def test_tui_takes_data_and_label_as_overrides(tmp_path):
+    from workbench.cli import apply_data_flags, build_parser
+
+    path = write_csv(tmp_path / "r.csv", table_rows(60, kind="regression"))
+    args = build_parser().parse_args(["tui", "--preset", "mlp-quadrants", "--data", str(path), "--label", "price",
+                                      "--set", "optim.lr=0.01"])
+    apply_data_flags(args, args.preset)
+    assert args.overrides == ['data.kind="table"', f'data.args={{"path" = "{path.resolve()}", "label" = "price"}}',
+                              'task="regression"', 'train.loss="mse"', "optim.lr=0.01"]

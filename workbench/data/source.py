@@ -201,14 +201,32 @@ def _from_text(path: Path, files: list[Path], label, preset, notes) -> DataChoic
     return DataChoice(str(path), "text_lm", "text_file", args, "language_modeling", loss, chars, notes=notes)
 
 
+VAL_SPLITS = ("validation", "valid", "val", "test")
+
+
+def _val_split(path: str) -> str | None:
+    """A dataset's own held-out split (validation, then test), when it has one."""
+    import datasets
+
+    try:
+        splits = {str(s) for s in (datasets.load_dataset_builder(path).config.data_files or {})}
+    except Exception:  # a script dataset, an odd layout: fall back to the hashed fraction
+        return None
+    return next((s for s in VAL_SPLITS if s in splits), None)
+
+
 def _from_table(path: str, label, preset, notes) -> DataChoice:
     local = Path(path)
+    held = None
     if local.is_file():
         table, names = read_file(local), {}
     else:
         dataset = load_hub(path, "train")
         table = dataset.data.table
         names = {c: list(f.names) for c, f in dataset.features.items() if getattr(f, "names", None)}
+        held = _val_split(path)
+        if held:
+            notes.append(f"validation: the dataset's own {held!r} split")
     plan = plan_table(table, label, class_names=names)
     table = _class_names_as_labels(table, plan.label, names)
     if plan.modality == "images":
@@ -232,6 +250,8 @@ def _from_table(path: str, label, preset, notes) -> DataChoice:
         notes.append(f"text column {text!r} is the input; other columns are not used")
     else:
         kind, args, size, mode = "table", {"path": path, "label": plan.label}, None, None
+    if held:
+        args["val_split"] = held
     task, loss = _task_and_loss(preset, plan.label_kind, len(plan.classes), notes)
     if plan.modality != "table" and plan.label_kind == "regression":
         raise ConfigError(f"data: label column {plan.label!r} holds numbers; {plan.modality} presets classify "
