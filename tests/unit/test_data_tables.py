@@ -174,7 +174,8 @@ def test_images_texts_and_folders_pick_their_kind(tmp_path):
     cnn = quick_preset("cnn-shapes")
     choice = describe_source(str(folder), None, cnn)
     assert choice.kind == "image_folder" and choice.classes == {"centre": 5, "left": 5, "top": 5}
-    assert choice.image_size == (16, 16) and choice.args == {"root": str(folder.resolve()), "augment": True}
+    assert choice.image_size == (16, 16)
+    assert choice.args == {"root": str(folder.resolve()), "augment": True, "image_size": 16}
     parquet = write_image_parquet(tmp_path / "img.parquet", per_class=4)
     choice = describe_source(str(parquet), None, quick_preset("resnet18-transfer"))
     assert choice.kind == "images" and choice.args["image_size"] == 48 and choice.columns["image"] == "image"
@@ -186,6 +187,28 @@ def test_images_texts_and_folders_pick_their_kind(tmp_path):
     (tmp_path / "book.txt").write_text("some text to model. " * 50)
     choice = describe_source(str(tmp_path / "book.txt"), None, quick_preset("gpt-char"))
     assert choice.kind == "text_file" and choice.task == "language_modeling" and choice.args["block_size"] == 64
+
+
+def test_grayscale_images_train_with_one_channel(tmp_path):
+    from PIL import Image
+
+    for name in ("dark", "light"):
+        (tmp_path / "g" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (100, 80), 30 if name == "dark" else 220).save(tmp_path / "g" / name / f"{i}.png")
+    choice = describe_source(str(tmp_path / "g"), None, quick_preset("cnn-shapes"))
+    assert choice.args["channels"] == 1 and choice.args["image_size"] == 64  # larger images: 64 a side
+
+
+def test_a_data_preset_saved_from_the_form_or_cli_round_trips(tmp_path):
+    from workbench.presets import load_preset, save_preset
+
+    path = write_csv(tmp_path / "iris.csv", table_rows(60))
+    base = quick_preset()
+    preset = load_preset("mlp-quadrants", describe_source(str(path), None, base).as_overrides(base))
+    saved = save_preset(preset.model_copy(update={"name": "iris-mlp"}), tmp_path / "presets")
+    again = load_preset(str(saved))
+    assert again.data == preset.data and again.data.args == {"path": str(path.resolve()), "label": "species"}
 
 
 def test_carried_arguments_are_ones_each_builder_accepts():

@@ -15,6 +15,7 @@ The modality:
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +84,9 @@ class DataChoice:
         if self.target:
             lines.append("a number to predict: min {min:.4g}, mean {mean:.4g}, max {max:.4g}".format(**self.target))
         if self.image_size:
+            size = self.args.get("image_size", 32)
             lines.append(f"images {self.image_size[0]}x{self.image_size[1]} {self.image_mode}, trained at "
-                         f"{self.args.get('image_size', 32)}x{self.args.get('image_size', 32)}")
+                         f"{size}x{size} with {self.args.get('channels', 3)} channel(s)")
         return lines + self.notes
 
 
@@ -129,6 +131,19 @@ def _image_folder(root: Path) -> dict[str, list[Path]] | None:
         if files:
             classes[sub.name] = files
     return classes or None
+
+
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _fit_images(args: dict[str, Any], size: tuple[int, int] | None, mode: str | None) -> None:
+    """What the preset leaves open comes from the images: their size (up to 64 pixels a side; larger
+    ones are trained at 64 unless the preset or --set says otherwise) and one channel for grayscale."""
+    if size is None:
+        return
+    args.setdefault("image_size", max(8, min(64, max(size))))
+    if mode in GRAYSCALE_MODES:
+        args.setdefault("channels", 1)
 
 
 def _image_info(opener) -> tuple[tuple[int, int], str]:
@@ -180,6 +195,7 @@ def _from_image_folder(root: Path, folders: dict[str, list[Path]], label, preset
                           "to tell apart")
     size, mode = _image_info(lambda: Image.open(next(iter(folders.values()))[0]))
     args = {"root": str(root), **_carried(preset, "image_folder")}
+    _fit_images(args, size, mode)
     task, loss = _task_and_loss(preset, "classes", len(folders), notes)
     return DataChoice(str(root), "images", "image_folder", args, task, loss, sum(map(len, folders.values())),
                       classes={c: len(f) for c, f in folders.items()}, image_size=size, image_mode=mode, notes=notes)
@@ -232,16 +248,18 @@ def _from_table(path: str, label, preset, notes) -> DataChoice:
     if plan.modality == "images":
         kind, args = "images", {"path": path, "label": plan.label, **_carried(preset, "images")}
         first = next((v for v in table[plan.images[0]].to_pylist() if v), None)
-        from workbench.data.hub_images import decode_image
-
         size = mode = None
         if first is not None:
             try:
-                image = decode_image(first, None, "RGB")
-                size, mode = image.size, "RGB"
+                from PIL import Image
+
+                raw = first.get("bytes") if isinstance(first, dict) else first
+                with Image.open(io.BytesIO(raw)) if raw else Image.open(first["path"]) as image:
+                    size, mode = image.size, image.mode
             except Exception as error:
                 raise ConfigError(f"data: column {plan.images[0]!r}: the first image cannot be read "
                                   f"({type(error).__name__})") from None
+        _fit_images(args, size, mode)
     elif plan.modality == "text":
         text = max(plan.text, key=lambda c: sum(len(str(v or "")) for v in table[c].to_pylist()))
         kind = "hf"
