@@ -12,38 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from support.tmux import Tmux
 from workbench.store import RunStore
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
-class Tmux:
-    """One tmux server on its own socket, so the test never touches the user's sessions."""
-
-    def __init__(self, name: str):
-        self.socket = name
-        self.session = name
-
-    def run(self, *args: str) -> str:
-        import subprocess
-
-        # An explicit env: pytest's readline work-around puts COLUMNS=80/LINES=24 into the C-level
-        # environment, which tmux would hand to the TUI, and Textual trusts them over the pane's size.
-        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30,
-                              env=dict(os.environ))
-        return done.stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.session)
-
-    def wait_for(self, pattern: str, timeout: float = 90.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if re.search(pattern, text):
-                return text
-            time.sleep(0.2)
-        raise AssertionError(f"{pattern!r} never appeared; the screen was:\n{self.screen()}")
 
 
 def steps_on(screen: str) -> int:

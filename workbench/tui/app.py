@@ -23,6 +23,7 @@ from workbench.errors import ConfigError
 from workbench.tui.messages import StartRun
 from workbench.tui.screens.modals import ConfirmScreen
 from workbench.tui.screens.presets import PresetsScreen
+from workbench.tui.signals import EXIT_INTERRUPTED, SignalGuard
 
 if TYPE_CHECKING:
     from workbench.sweep import SweepRun
@@ -89,6 +90,8 @@ class WorkbenchApp(App):
 
     def start_run(self, preset: Preset) -> DashboardScreen | None:
         """Open a dashboard and start training `preset` (one run at a time)."""
+        if self._quitting:  # stopping for a quit or a signal: nothing new starts
+            return None
         if self.has_active_run():
             self.notify("A run is already active: stop it first.", severity="error")
             return None
@@ -272,6 +275,16 @@ class WorkbenchApp(App):
         if trainer.thread is not None:
             trainer.thread.join(timeout)
 
+    def interrupt_runs(self, reason: str, timeout: float) -> None:
+        """A signal came (see tui/signals.py): queued runs are dropped, the active run stops as `interrupted`
+        (checkpoint first); waits up to `timeout` s. Called from a thread, so it touches no widget."""
+        self._quitting = True  # nothing new starts: a queue's next run, a restart
+        if self.queue is not None:
+            self.queue.cancel()
+        session = self.dashboard.session if self.dashboard is not None else None
+        if session is not None and hasattr(session, "interrupt"):  # attached runs belong to other processes
+            session.interrupt(reason, timeout)
+
     # -- quitting ---------------------------------------------------------------------------------------
     async def action_quit(self) -> None:
         if self._quitting or self._confirming_quit:
@@ -345,8 +358,14 @@ def run_tui(args) -> int:
         preset = load_preset(ref, overrides) if overrides else base
     app = WorkbenchApp(runs_dir=args.runs_dir, preset=preset, base=base, start=bool(args.start), fps=fps,
                        compact=low_bandwidth)
+    guard = SignalGuard(app).install()
     try:
         app.run()
     finally:
-        app.stop_runs()
-    return 0
+        guard.app_exited.set()
+        if guard.received:
+            guard.wait_saved()
+        else:
+            app.stop_runs()
+        guard.restore()
+    return EXIT_INTERRUPTED if guard.received else 0

@@ -9,6 +9,7 @@ training several times slower). The trainer records into the same run store as t
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -119,6 +120,22 @@ class RunSession:
             return False
         self.trainer.stop()
         return True
+
+    def interrupt(self, reason: str, timeout: float) -> bool:
+        """Stop the run as `interrupted` (it checkpoints first) and wait up to `timeout` s for it to end.
+
+        Safe from any thread (a signal's). A run still being set up is stopped once it is built. True when
+        the run ended in time, or there was none."""
+        deadline = time.monotonic() + timeout
+        if not self._launched.wait(timeout):
+            return False
+        trainer = self.trainer
+        if trainer is None or trainer.result is not None:
+            return True
+        trainer.stop("interrupted", f"{reason} at step {trainer.step}")
+        if trainer.thread is not None:
+            trainer.thread.join(max(0.0, deadline - time.monotonic()))
+        return trainer.result is not None
 
     def checkpoint(self) -> bool:
         if self.trainer is None or not self.active:
