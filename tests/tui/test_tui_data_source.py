@@ -35,9 +35,9 @@ async def type_into(pilot, selector: str, text: str) -> None:
 
 
 @pytest.mark.slow
-async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, tmp_path, runs_dir):
-    good = write_csv(tmp_path / "iris.csv", table_rows(300, kind="classes"))
-    bad = write_csv(tmp_path / "one.csv", [{"a": i, "label": "cat"} for i in range(30)])
+async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, isolated, runs_dir):
+    good = write_csv(isolated / "iris.csv", table_rows(300, kind="classes"))
+    bad = write_csv(isolated / "one.csv", [{"a": i, "label": "cat"} for i in range(30)])
     app = make_app()
     async with app.run_test(size=(140, 48)) as pilot:
         await pilot.pause()
@@ -49,12 +49,17 @@ async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, tmp_path, r
         await type_into(pilot, "#data-path", str(bad))
         await wait_for(pilot, lambda: "cannot train" in panel.summary, what="the refusal")
         assert "a single class ('cat')" in panel.summary and panel.query_one("#data-use").disabled
-        path_input = panel.query_one("#data-path")
-        path_input.focus()
-        path_input.action_end()
-        for _ in "one.csv":
-            await pilot.press("backspace")
-        await pilot.press(*list("iris.csv"))
+        panel.query_one("#data-browse").focus()  # the good one is picked from the file tree
+        await pilot.press("enter")
+        tree = await wait_for(pilot, lambda: next(iter(app.screen.query("#browse-tree")), None), what="the file tree")
+        for _ in range(10):
+            node = tree.cursor_node
+            if node is not None and node.data is not None and node.data.path.name == "iris.csv":
+                break
+            await pilot.press("down")
+            await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: panel.query_one("#data-path").value == str(good), what="the chosen path")
         await wait_for(pilot, lambda: "3 classes" in panel.summary, what="the summary")
         assert "300 rows" in panel.summary and "numeric x1, x2; categorical color; label species" in panel.summary
         assert "setosa (" in panel.summary

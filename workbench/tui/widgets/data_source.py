@@ -9,16 +9,19 @@ and their roles, classes and their counts, image size; what cannot train is refu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.screen import ModalScreen
+from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
 from workbench.data.source import SOURCES, DataChoice
+from workbench.data.tables import TABLE_SUFFIXES, TEXT_SUFFIXES
 from workbench.tui.widgets.ordered_input import OrderedInput
 
 # Data kinds a --data choice produces, and the source each came from.
@@ -42,6 +45,55 @@ def source_of(preset) -> tuple[str, str, str]:
     return source, path, str(args.get("label") or args.get("label_field") or "")
 
 
+class DataFileTree(DirectoryTree):
+    """Folders, and the files --data can read (tables and text), hidden entries left out."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        readable = set(TABLE_SUFFIXES) | TEXT_SUFFIXES
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in readable)]
+
+
+class BrowseScreen(ModalScreen[str | None]):
+    """Browse for a file (enter on it) or a folder (the highlighted one, with the button); escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    BrowseScreen #browse { width: 90; height: auto; }
+    BrowseScreen #browse-tree { height: 20; }
+    """
+
+    def __init__(self, source: str, start: Path) -> None:
+        super().__init__(classes="dialog-screen")
+        self.source, self.start = source, start
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="browse"):
+            yield Label(f"Choose a {self.source}", classes="dialog-title")
+            yield DataFileTree(str(self.start), id="browse-tree")
+            with Horizontal(classes="dialog-buttons"):
+                if self.source == "folder":
+                    yield Button("Use the highlighted folder", variant="primary", id="browse-choose")
+                yield Button("Cancel", id="browse-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(DirectoryTree).focus()
+
+    @on(DirectoryTree.FileSelected)
+    def _file(self, event: DirectoryTree.FileSelected) -> None:
+        if self.source == "file":
+            self.dismiss(str(event.path))
+
+    @on(Button.Pressed, "#browse-choose")
+    def _folder(self) -> None:
+        node = self.query_one(DirectoryTree).cursor_node
+        path = node.data.path if node is not None and node.data is not None else self.start
+        self.dismiss(str(path if Path(path).is_dir() else Path(path).parent))
+
+    @on(Button.Pressed, "#browse-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class DataSourcePanel(Vertical):
     """Pick where the data comes from and see what it holds before training."""
 
@@ -51,8 +103,10 @@ class DataSourcePanel(Vertical):
     DataSourcePanel .data-label { width: 22; padding: 0 1 0 0; text-align: right; color: $text-muted; }
     DataSourcePanel .data-control { width: 1fr; max-width: 60; }
     DataSourcePanel.-generated .data-path-row { display: none; }
+    DataSourcePanel.-hub #data-browse { display: none; }
     DataSourcePanel #data-summary { height: auto; padding: 1 0 0 22; }
     DataSourcePanel #data-use { margin: 1 0 0 22; }
+    DataSourcePanel #data-browse { margin: 0 0 0 1; }
     """
 
     class Chosen(Message):
@@ -86,6 +140,7 @@ class DataSourcePanel(Vertical):
             yield Label("path", classes="data-label")
             yield OrderedInput(self.path, id="data-path", classes="data-control", compact=True,
                                placeholder=PLACEHOLDERS.get(self.source, ""))
+            yield Button("browse…", id="data-browse", compact=True)
         with Horizontal(classes="data-row data-path-row"):
             yield Label("label column", classes="data-label")
             yield OrderedInput(self.label, id="data-label", classes="data-control", compact=True,
@@ -95,6 +150,7 @@ class DataSourcePanel(Vertical):
 
     def on_mount(self) -> None:
         self.set_class(self.source == "generated", "-generated")
+        self.set_class(self.source == "hub", "-hub")
         if self.source != "generated" and self.path:
             self._inspect(force=True)
 
@@ -104,6 +160,7 @@ class DataSourcePanel(Vertical):
         event.stop()
         previous, self.source = self.source, str(event.value)
         self.set_class(self.source == "generated", "-generated")
+        self.set_class(self.source == "hub", "-hub")
         self.query_one("#data-path", Input).placeholder = PLACEHOLDERS.get(self.source, "")
         if self.source == "generated" and previous != "generated":
             self.post_message(self.Chosen(None))
@@ -123,6 +180,21 @@ class DataSourcePanel(Vertical):
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self._inspect(force=True)
+
+    @on(Button.Pressed, "#data-browse")
+    def _browse(self, event: Button.Pressed) -> None:
+        event.stop()
+        if self.source not in ("file", "folder"):
+            self.notify("browse finds files and folders; type a datasets id", severity="warning")
+            return
+        here = Path(self.path).expanduser() if self.path else Path.cwd()
+        start = here if here.is_dir() else here.parent if here.parent.is_dir() else Path.cwd()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.query_one("#data-path", Input).value = path  # Input.Changed inspects it
+
+        self.app.push_screen(BrowseScreen(self.source, start), chosen)
 
     @on(Button.Pressed, "#data-use")
     def _use(self, event: Button.Pressed) -> None:
