@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CUSTOM = str(HERE / "custom" / "custom-mlp.toml")  # a user's own preset: own model file, train defaults
+PEER_NAMES = {"lightning": "Lightning", "hf_trainer": "HF Trainer"}
 
 
 def run_module(module: str, *args: str) -> dict:
@@ -61,30 +63,43 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     lines = Report()
 
-    # The CPU MLP default (per-step overhead shows most there), then a CNN and a GPT preset at a smaller
-    # batch so their pairs fit the harness's time (a smaller step makes our per-step cost weigh more).
-    # Each pair times both training loops alone (see benchmarks/overhead.py).
-    for preset, pairs, steps, sets in (("mlp-quadrants", "3" if args.quick else "12", "400" if args.quick else "1000", []),
+    # The CPU MLP default (per-step overhead shows most there), a user's own preset at the default train
+    # settings (benchmarks/custom), then a CNN and a GPT preset at a smaller batch so their pairs fit the
+    # harness's time (a smaller step makes our per-step cost weigh more), and an HF preset. Each pair times
+    # both training loops alone (see benchmarks/overhead.py), and in the same pairs the trainer a user would
+    # pick instead: Lightning, or the HF Trainer on HF presets.
+    for preset, pairs, steps, sets in (("mlp-quadrants", "3" if args.quick else "6", "400" if args.quick else "1000", []),
+                                       (CUSTOM, "3" if args.quick else "6", "400" if args.quick else "1000", []),
                                        ("cnn-shapes", "2", "20" if args.quick else "40", ["train.batch_size=16"]),
-                                       ("gpt-char", "2", "20" if args.quick else "40", ["train.batch_size=8"])):
+                                       ("gpt-char", "2", "20" if args.quick else "40", ["train.batch_size=8"]),
+                                       ("hf-bert-classifier", "2", "20" if args.quick else "40", [])):
         extra = [part for item in sets for part in ("--set", item)]
         overhead = run_module("overhead", "--preset", preset, "--pairs", pairs, "--long", steps, *extra)
         results.append(overhead)
+        label = "custom-mlp (own model file, default train settings)" if preset == CUSTOM else preset
         if "ratio_median" in overhead:
-            lines.append(f"{verdict(overhead['ratio_median'], 0.97, True)} overhead {preset}"
+            lines.append(f"{verdict(overhead['ratio_median'], 0.97, True)} overhead {label}"
                          f"{' (' + ', '.join(sets) + ')' if sets else ''}: ours/bare = {overhead['ratio_median']:.3f} "
                          f"(goal >= 0.97; bare {overhead['bare_steps_per_s_median']:.1f} steps/s, ours "
                          f"{overhead['ours_steps_per_s_median']:.1f}; per CPU second "
                          f"{overhead['cpu_ratio_median']:.3f}; {pairs} pairs {min(overhead['ratios']):.2f}-"
                          f"{max(overhead['ratios']):.2f})")
+        if overhead.get("peer"):
+            peer, goal = overhead["peer"], overhead["peer_goal"]
+            lines.append(f"{verdict(overhead['ours_over_peer_median'], goal, True)} ours / {PEER_NAMES[peer]} on "
+                         f"{label}: {overhead['ours_over_peer_median']:.2f}x (goal >= {goal}x; "
+                         f"{PEER_NAMES[peer]} {overhead['peer_steps_per_s_median']:.1f} steps/s)")
 
     tui = run_script("tui_vs_headless.py", "--pairs", "1" if args.quick else "2", "--steps", "2500", "--frames", "3",
-                     "--windows", "0" if args.quick else "4", "--window", "3")
+                     "--windows", "0" if args.quick else "4", "--window", "3", "--preset", "mlp-quadrants",
+                     "--preset", "custom")
     if tui is not None:
         results.append(tui)
-        ratio = tui.get("ratio_median")
-        if ratio is not None:
-            lines.append(f"{verdict(ratio, 0.95, True)} live UI vs headless: {ratio:.3f} (goal >= 0.95)")
+        for case in tui.get("cases", []):
+            ratio = case.get("ratio_median")
+            if ratio is not None:
+                name = "custom-mlp (default train settings)" if case["preset"].endswith("custom-mlp.toml") else case["preset"]
+                lines.append(f"{verdict(ratio, 0.95, True)} live UI vs headless, {name}: {ratio:.3f} (goal >= 0.95)")
         windowed = tui.get("windowed") or {}
         if windowed.get("ratio_median") is not None:
             lines.append(f"{verdict(windowed['ratio_median'], 0.95, True)} live UI vs idle UI in one run: "

@@ -8,6 +8,12 @@ median over pairs of (ours / bare), by wall clock and by process CPU time (every
 writer's included; ours from the end of set-up to its last training flush). `--method difference` times whole runs of --short and --long steps instead and
 takes steps/s from their difference (noisier: four timings a pair instead of two).
 
+Peers (--peer, default: the one a user of the preset would pick instead): PyTorch Lightning (CSV
+logger, progress bar off) for our own models, the Hugging Face Trainer for the HF presets, on the same
+model, data, optimizer, schedule and clipping (benchmarks/peers.py), timed in the same pairs.
+Any preset file works (`--preset benchmarks/custom/custom-mlp.toml`: a user's own model file at the
+default train settings); `--device cuda` times the same on a GPU.
+
     .venv/bin/python -m benchmarks.overhead --preset mlp-quadrants --pairs 5
 Prints one JSON object.
 """
@@ -20,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -29,11 +36,16 @@ from workbench.builders import build_data, build_model
 from workbench.diagnostics import default_callbacks
 from workbench.presets import load_preset
 from workbench.store import RunStore
-from workbench.training.batches import split_batch
+from benchmarks.peers import PEERS, default_peer
+from workbench.training.batches import split_batch, to_device
 from workbench.training.engine import Trainer, seed_everything
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler
 from workbench.training.telemetry import Callback
+
+
+# ours / peer: at least 1.5x Lightning on small models, at least level with the HF Trainer (issue #19).
+PEER_GOALS = {"lightning": 1.5, "hf_trainer": 1.0}
 
 
 class Clock:
@@ -46,17 +58,42 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def bare_loop_seconds(preset, steps: int) -> tuple[float, float]:
-    """The loop a practitioner writes: batches, forward, loss, backward, clip, step, schedule."""
+def bare_loop_seconds(preset, steps: int, device: torch.device | None = None) -> tuple[float, float]:
+    """The loop a practitioner writes: batches, forward, loss, backward, clip, step, schedule (autocast
+    and a GradScaler for bf16/fp16 on CUDA, as the trainer does)."""
+    device = device or torch.device("cpu")
     seed_everything(preset.train.seed)
     data = build_data(preset)
-    model = build_model(preset, data.info)
+    model = build_model(preset, data.info).to(device)
     optimizer = build_optimizer(model, preset.optim)
     scheduler = build_scheduler(optimizer, preset.schedule, preset.train.max_steps)
     loss_fn = build_loss(preset.train)
     clip = preset.train.grad_clip
     batch_size = preset.train.batch_size
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(preset.train.precision)
+    scaler = torch.amp.GradScaler("cuda") if preset.train.precision == "fp16" else None
     train = data.train
+
+    def step(x, y) -> None:
+        with torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext():
+            if loss_fn is None:  # the model computes its own loss (Hugging Face style)
+                loss = (model(**x, labels=y) if isinstance(x, dict) else model(x, labels=y))["loss"]
+            else:
+                output = model(**x) if isinstance(x, dict) else model(x)
+                loss = loss_fn(getattr(output, "logits", output), y)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+
     model.train()
     clock = Clock()
     if isinstance(train, TensorDataset):
@@ -68,30 +105,23 @@ def bare_loop_seconds(preset, steps: int) -> tuple[float, float]:
                 perm, position = torch.randperm(n), 0
             index = perm[position : position + batch_size]
             position += batch_size
-            loss = loss_fn(model(xs[index]), ys[index])
-            loss.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            x, y = xs[index], ys[index]
+            if device.type != "cpu":
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            step(x, y)
     else:
         loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=data.info.collate)
         done = 0
         while done < steps:
             for batch in loader:
-                x, y = split_batch(batch)
-                output = model(**x) if isinstance(x, dict) else model(x)
-                loss = loss_fn(getattr(output, "logits", output), y)
-                loss.backward()
-                if clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
+                if device.type != "cpu":
+                    batch = to_device(batch, device, non_blocking=True)
+                step(*split_batch(batch))
                 done += 1
                 if done >= steps:
                     break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the queued steps are part of the loop
     return clock.elapsed()
 
 
@@ -131,38 +161,57 @@ def rates(short_steps: int, short: tuple[float, float], long_steps: int, long: t
     return tuple((long_steps - short_steps) / max(1e-9, b - a) for a, b in zip(short, long))
 
 
-def measure(preset_name: str, pairs: int, short: int, long: int, overrides: list[str], method: str = "loop") -> dict:
+def measure(preset_name: str, pairs: int, short: int, long: int, overrides: list[str], method: str = "loop",
+            device: str = "cpu", peer: str | None = "auto") -> dict:
+    """Pairs of (bare, ours[, peer]) runs in rotating order; medians of ours / bare and ours / peer."""
     torch.set_num_threads(1)
-    base = load_preset(preset_name, ["train.eval_every=0", "train.threads=1", *overrides])
+    base = load_preset(preset_name, ["train.eval_every=0", "train.threads=1", f"train.device={device!r}", *overrides])
     preset_long = base.model_copy(update={"train": base.train.model_copy(update={"max_steps": long})})
-    ratios, ours_rates, bare_rates, cpu_ratios = [], [], [], []
+    target = torch.device(device if device != "cuda" else "cuda:0")
+    peer = default_peer(base) if peer == "auto" else peer
+    legs = ["bare", "ours", *([peer] if peer else [])]
+    ratios, ours_rates, bare_rates, cpu_ratios, peer_rates, peer_ratios = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(pairs):
-            order = ("bare", "ours") if pair % 2 == 0 else ("ours", "bare")
+            order = legs[pair % len(legs):] + legs[: pair % len(legs)]
+            if pair % 2:
+                order.reverse()
             results = {}
             for which in order:
                 folder = Path(tmp) / f"pair{pair}"
                 if method == "loop":
-                    seconds = (bare_loop_seconds(preset_long, long) if which == "bare"
-                               else ours_seconds(preset_long, long, folder / "l", loop_only=True))
+                    if which == "bare":
+                        seconds = bare_loop_seconds(preset_long, long, target)
+                    elif which == "ours":
+                        seconds = ours_seconds(preset_long, long, folder / "l", loop_only=True)
+                    else:
+                        seconds = PEERS[which](preset_long, long, target)
                     results[which] = tuple(long / max(1e-9, value) for value in seconds)
                 elif which == "bare":
                     # The bare loop has no set-up to cancel; time its steps directly at the same lengths.
-                    results["bare"] = rates(short, bare_loop_seconds(preset_long, short), long,
-                                            bare_loop_seconds(preset_long, long))
-                else:
+                    results["bare"] = rates(short, bare_loop_seconds(preset_long, short, target), long,
+                                            bare_loop_seconds(preset_long, long, target))
+                elif which == "ours":
                     results["ours"] = rates(short, ours_seconds(preset_long, short, folder / "s"), long,
                                             ours_seconds(preset_long, long, folder / "l"))
+                else:
+                    results[which] = tuple(long / max(1e-9, value) for value in PEERS[which](preset_long, long, target))
             ours_rates.append(results["ours"][0])
             bare_rates.append(results["bare"][0])
             ratios.append(results["ours"][0] / results["bare"][0])
             cpu_ratios.append(results["ours"][1] / results["bare"][1])
-            print(f"  {preset_name} pair {pair + 1}/{pairs}: bare {results['bare'][0]:.0f} steps/s, ours "
-                  f"{results['ours'][0]:.0f} steps/s, ratio {ratios[-1]:.3f}; per CPU second "
-                  f"{results['bare'][1]:.0f} vs {results['ours'][1]:.0f}, ratio {cpu_ratios[-1]:.3f}", file=sys.stderr)
-    return {
+            line = (f"  {preset_name} pair {pair + 1}/{pairs}: bare {results['bare'][0]:.0f} steps/s, ours "
+                    f"{results['ours'][0]:.0f} steps/s, ratio {ratios[-1]:.3f}; per CPU second "
+                    f"{results['bare'][1]:.0f} vs {results['ours'][1]:.0f}, ratio {cpu_ratios[-1]:.3f}")
+            if peer:
+                peer_rates.append(results[peer][0])
+                peer_ratios.append(results["ours"][0] / results[peer][0])
+                line += f"; {peer} {results[peer][0]:.0f} steps/s, ours / {peer} {peer_ratios[-1]:.2f}"
+            print(line, file=sys.stderr)
+    report = {
         "benchmark": "overhead",
         "preset": preset_name,
+        "device": device,
         "pairs": pairs,
         "method": method,
         "short_steps": short if method == "difference" else None,
@@ -174,7 +223,13 @@ def measure(preset_name: str, pairs: int, short: int, long: int, overrides: list
         "cpu_ratio_median": statistics.median(cpu_ratios),
         "cpu_ratios": cpu_ratios,
         "goal": 0.97,
+        "peer": peer,
     }
+    if peer:
+        report.update({"peer_steps_per_s_median": statistics.median(peer_rates),
+                       "ours_over_peer_median": statistics.median(peer_ratios), "ours_over_peer": peer_ratios,
+                       "peer_goal": PEER_GOALS[peer]})
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", type=int, default=1200)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--method", choices=("loop", "difference"), default="loop")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--peer", default="auto", choices=("auto", "none", *PEERS),
+                        help="the other trainer timed in the same pairs (auto: HF Trainer on HF presets, else Lightning)")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.preset, args.pairs, args.short, args.long, args.overrides, args.method)))
+    peer = None if args.peer == "none" else args.peer
+    print(json.dumps(measure(args.preset, args.pairs, args.short, args.long, args.overrides, args.method,
+                             args.device, peer)))
     return 0
 
 

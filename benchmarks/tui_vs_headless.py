@@ -228,22 +228,63 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
+CUSTOM_PRESET = str(REPO / "benchmarks" / "custom" / "custom-mlp.toml")  # a user's own model file, train defaults
+
+
+def preset_ref(ref: str) -> str:
+    """"custom" names the benchmarks' own preset; a preset file is passed by absolute path (runs start
+    in a scratch folder)."""
+    if ref == "custom":
+        return CUSTOM_PRESET
+    return str(Path(ref).resolve()) if Path(ref).is_file() else ref
+
+
+def pairs_for(preset: str, sets: list[str], runs_dir: Path, size: tuple[int, int], pairs: int) -> dict:
+    """Headless and TUI runs of one preset back to back, alternating which goes first."""
+    headless_rates, tui_rates, ratios, ui_shares = [], [], [], []
+    charts_seen = True
+    for pair in range(pairs):
+        if pair % 2 == 0:
+            h = headless(preset, sets, runs_dir)
+            t = tui(preset, sets, runs_dir, size)
+        else:
+            t = tui(preset, sets, runs_dir, size)
+            h = headless(preset, sets, runs_dir)
+        headless_rates.append(round(h, 1))
+        tui_rates.append(round(t["steps_per_second"], 1))
+        ratios.append(round(t["steps_per_second"] / h, 3))
+        charts_seen = charts_seen and t["charts_on_screen"]
+        if t["ui_thread_cpu_share"] is not None:
+            ui_shares.append(round(t["ui_thread_cpu_share"], 4))
+        print(f"{Path(preset).stem} pair {pair + 1}: headless {h:.0f} steps/s, tui {t['steps_per_second']:.0f} "
+              f"steps/s, ratio {ratios[-1]:.3f}", file=sys.stderr)
+    return {"preset": preset, "headless_steps_per_s": headless_rates, "tui_steps_per_s": tui_rates, "ratios": ratios,
+            "ratio_median": statistics.median(ratios) if ratios else None,
+            "headless_median": statistics.median(headless_rates) if headless_rates else None,
+            "tui_median": statistics.median(tui_rates) if tui_rates else None, "charts_on_screen": charts_seen,
+            "ui_thread_cpu_share": ui_shares}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="mlp-quadrants")
+    parser.add_argument("--preset", action="append", default=None,
+                        help="preset name or file, repeatable (default: mlp-quadrants and custom, the benchmarks' "
+                             "own preset at the default train settings)")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--size", default="120x40", help="terminal size for the TUI, WxH")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra preset overrides")
     parser.add_argument("--frames", type=int, default=3, help="first-frame measurements")
     parser.add_argument("--windows", type=int, default=0,
-                        help="also measure N live/idle window pairs within one run (see windowed())")
+                        help="also measure N live/idle window pairs within one run of the first preset "
+                             "(see windowed())")
     parser.add_argument("--window", type=float, default=3.0, help="seconds per window")
     parser.add_argument("--inner", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--runs-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    presets = [preset_ref(ref) for ref in (args.preset or ["mlp-quadrants", "custom"])]
     if args.inner:
-        windowed_inner(args.inner, args.preset, [*args.sets], args.window, args.windows, args.runs_dir)
+        windowed_inner(args.inner, presets[0], [*args.sets], args.window, args.windows, args.runs_dir)
         return 0
     if shutil.which("tmux") is None:
         print(json.dumps({"error": "tmux is needed to run the TUI in a real terminal"}))
@@ -254,24 +295,10 @@ def main() -> int:
     runs_dir = work / "runs"
     runs_dir.mkdir()
     os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))
-    headless_rates, tui_rates, ratios, frames, ui_shares, frame_cpu = [], [], [], [], [], []
-    charts_seen = True
+    cases, frames, frame_cpu = [], [], []
     try:
-        for pair in range(args.pairs):
-            if pair % 2 == 0:
-                h = headless(args.preset, sets, runs_dir)
-                t = tui(args.preset, sets, runs_dir, size)
-            else:
-                t = tui(args.preset, sets, runs_dir, size)
-                h = headless(args.preset, sets, runs_dir)
-            headless_rates.append(round(h, 1))
-            tui_rates.append(round(t["steps_per_second"], 1))
-            ratios.append(round(t["steps_per_second"] / h, 3))
-            charts_seen = charts_seen and t["charts_on_screen"]
-            if t["ui_thread_cpu_share"] is not None:
-                ui_shares.append(round(t["ui_thread_cpu_share"], 4))
-            print(f"pair {pair + 1}: headless {h:.0f} steps/s, tui {t['steps_per_second']:.0f} steps/s, "
-                  f"ratio {ratios[-1]:.3f}", file=sys.stderr)
+        for preset in presets:
+            cases.append(pairs_for(preset, sets, runs_dir, size, args.pairs))
         for _ in range(args.frames):
             wall, cpu = first_frame(size, runs_dir)
             frames.append(round(wall, 3))
@@ -280,17 +307,13 @@ def main() -> int:
             print(f"first frame {wall:.2f}s (cpu {cpu}s)", file=sys.stderr)
         window_result = None
         if args.windows:
-            window_result = windowed(args.preset, [*args.sets, "train.max_steps=1000000000"], runs_dir, size,
+            window_result = windowed(presets[0], [*args.sets, "train.max_steps=1000000000"], runs_dir, size,
                                      args.window, args.windows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    first = cases[0]
     print(json.dumps({
-        "preset": args.preset, "steps": args.steps, "terminal": args.size, "pairs": args.pairs,
-        "headless_steps_per_s": headless_rates, "tui_steps_per_s": tui_rates, "ratios": ratios,
-        "ratio_median": statistics.median(ratios) if ratios else None,
-        "headless_median": statistics.median(headless_rates) if headless_rates else None,
-        "tui_median": statistics.median(tui_rates) if tui_rates else None, "charts_on_screen": charts_seen,
-        "ui_thread_cpu_share": ui_shares,
+        **first, "cases": cases, "steps": args.steps, "terminal": args.size, "pairs": args.pairs,
         "first_frame_s": frames, "first_frame_median_s": statistics.median(frames) if frames else None,
         "first_frame_cpu_s": frame_cpu,
         "windowed": window_result, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
