@@ -241,3 +241,22 @@ def test_tui_takes_data_and_label_as_overrides(tmp_path):
     apply_data_flags(args, args.preset)
     assert args.overrides == ['data.kind="table"', f'data.args={{"path" = "{path.resolve()}", "label" = "price"}}',
                               'task="regression"', 'train.loss="mse"', "optim.lr=0.01"]
+
+
+def test_images_kind_reads_an_imagefolder_and_a_dataset_folder_through_datasets(tmp_path):
+    from workbench.data.hub_images import images
+
+    folder = write_image_folder(tmp_path / "pics", per_class=6)
+    bundle = images(0, path=str(folder), image_size=16)  # datasets' imagefolder: Image + ClassLabel columns
+    assert bundle.info.extra["classes"] == ["centre", "left", "top"] and bundle.info.input_shape == (3, 16, 16)
+    assert len(bundle.train) + len(bundle.val) == 18
+    x, y = bundle.train[0]
+    assert x.shape == (3, 16, 16) and x.dtype.is_floating_point
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    write_image_parquet(ds / "train.parquet", per_class=5)
+    write_image_parquet(ds / "test.parquet", per_class=2, seed=3)
+    choice = describe_source(str(ds), None, quick_preset("cnn-shapes"))
+    assert choice.kind == "images" and choice.args["val_split"] == "test"
+    bundle = images(0, **choice.args)
+    assert (len(bundle.train), len(bundle.val)) == (15, 6)
