@@ -41,7 +41,9 @@ class WorkbenchApp(App):
 
     CSS_PATH = Path(__file__).parent / "workbench.tcss"
     TITLE = "Workbench"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False)]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+                # The palette's "Keys" panel has no key of its own to close it.
+                Binding("escape", "hide_keys_panel", show=False, priority=True)]
 
     def __init__(self, *, runs_dir: Path | None = None, preset: Preset | None = None, base: Preset | None = None,
                  start: bool = False, fps: float = DEFAULT_FPS, count_params: bool = True, attach: str | None = None,
@@ -322,6 +324,24 @@ class WorkbenchApp(App):
 
         self.set_interval(0.1, check)
 
+    # -- help: ? / f1 on every screen, and the palette ------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_keys_panel":  # escape is the screen's own key unless the Keys panel is open
+            return bool(self.screen.query("HelpPanel"))
+        return True
+
+    def action_hide_keys_panel(self) -> None:
+        self.action_hide_help_panel()
+
+    def action_help(self) -> None:
+        """The help screen for the current screen: every key it has (workbench.tui.keys)."""
+        from workbench.tui.keys import TABLES
+        from workbench.tui.screens.help import HelpScreen
+
+        name = getattr(self.screen, "KEYS", None)
+        if name in TABLES:
+            self.push_screen(HelpScreen(f"Keys: {name}", TABLES[name]))
+
     # -- the command palette holds every key binding of the screen it was opened from ------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -333,7 +353,8 @@ class WorkbenchApp(App):
             if binding.action in ("quit", "app.quit", "command_palette"):
                 continue
             seen.add(binding.action)
-            yield SystemCommand(binding.description, f"key: {binding.key_display or key}",
+            # The footer's word is short; the palette has room for the longer name (the binding's tooltip).
+            yield SystemCommand(binding.tooltip or binding.description, f"key: {binding.key_display or key}",
                                 partial(self.run_action, binding.action, active.node))
 
 

@@ -20,13 +20,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from workbench.tui.compare_data import CHARTS, X_AXES, RunCurves, load_curves, summarize
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.state import RunState
 from workbench.tui.widgets.charts import ChartOptions, Line, format_tick, format_value
 from workbench.tui.widgets.overlay import OverlayChart
+from workbench.tui.screens.help import HELP_BINDINGS
+from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
 
 RUN_COLORS = ((80, 160, 255), (255, 150, 60), (90, 210, 120), (190, 130, 255), (240, 80, 80), (230, 200, 70),
@@ -79,9 +81,11 @@ class CompareScreen(Screen):
         Binding("b", "pin_baseline", "Pin baseline"),
         Binding("t", "target", "Target val loss"),
         Binding("r", "reload", "Reload"),
+        *HELP_BINDINGS,
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
+    KEYS = "compare"  # its table in workbench.tui.keys (the help screen)
 
     def __init__(self, run_ids: list[str], runs_dir: Path | None = None, baseline: str | None = None,
                  target: float | None = None):
@@ -108,7 +112,7 @@ class CompareScreen(Screen):
             with VerticalScroll(id="compare-tables"):
                 yield DataTable(id="compare-summary", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="compare-diff")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Workbench"

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch, TabbedContent, TabPane
+from textual.widgets import Button, Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
 from workbench.config import Preset
 from workbench.presets import save_preset, user_presets_dir
@@ -32,7 +32,9 @@ from workbench.tui.form import (SECTION_TITLES, FieldSpec, FormResult, form_diff
                                 parse_text, to_text, validate_form)
 from workbench.tui.messages import StartRun
 from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
+from workbench.tui.screens.help import FORM_HELP_BINDINGS
 from workbench.tui.widgets.data_source import DataSourcePanel
+from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
 from workbench.tui.widgets.ordered_input import OrderedInput
 
@@ -50,9 +52,11 @@ class ConfigureScreen(Screen):
         Binding("ctrl+s", "save", "Save as preset", priority=True),
         Binding("ctrl+t", "next_section", "Next section", priority=True),
         Binding("ctrl+o", "reset", "Reset to preset", priority=True),
-        Binding("ctrl+g", "sweep", "Sweep: one run per value", priority=True, show=False),
+        Binding("ctrl+g", "sweep", "Sweep", priority=True, tooltip="Sweep: one run per value"),
+        *FORM_HELP_BINDINGS,
         Binding("escape", "back", "Back"),
     ]
+    KEYS = "configure"  # its table in workbench.tui.keys (the help screen)
 
     def __init__(self, base: Preset, current: Preset | None = None, section: str | None = None):
         super().__init__()
@@ -100,7 +104,7 @@ class ConfigureScreen(Screen):
                     yield Button("Save as preset  ctrl+s", id="save")
                     yield Button("Reset  ctrl+o", id="reset")
         yield Static("", id="field-help")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Workbench"

@@ -20,11 +20,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from workbench.config import OptimConfig, Preset
 from workbench.presets import parse_value
+from workbench.tui.screens.help import HELP_BINDINGS
 from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen
 from workbench.tui.session import RunSession
 from workbench.tui.state import Changes
@@ -35,6 +36,7 @@ from workbench.tui.widgets.findings import FindingsPanel
 from workbench.tui.widgets.log import LogPane
 from workbench.tui.widgets.progress import RunProgress, status_label
 from workbench.tui.widgets.sample import SamplePanel
+from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
 
 BLUE, ORANGE, GREEN, VIOLET, CYAN, RED, YELLOW = ((80, 160, 255), (255, 150, 60), (90, 210, 120),
@@ -69,25 +71,29 @@ class DashboardScreen(Screen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     BINDINGS = [
-        Binding("p", "toggle_pause", "Pause/Resume"),
+        # Footer words are short: at 140 columns every key fits; narrower, KeyFooter keeps the important ones.
+        Binding("a", "recover", "Roll back…"),
+        Binding("p", "toggle_pause", "Pause", tooltip="Pause/Resume"),
         Binding("x", "stop", "Stop"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("r", "set_lr", "Set LR"),
-        Binding("f", "profile", "Profile", show=False),
+        Binding("f", "profile", "Profile"),
         Binding("l", "log_y", "Log y"),
-        Binding("e", "smoothing", "Smoothing"),
-        Binding("w", "x_axis", "Steps/Time"),
-        Binding("plus,equals_sign", "zoom_in", "Zoom in", show=False),
+        Binding("e", "smoothing", "Smooth", tooltip="Smoothing"),
+        Binding("w", "x_axis", "X axis", tooltip="Steps/Time"),
+        Binding("plus", "zoom_in", "Zoom", key_display="+/-", tooltip="Zoom in"),
+        Binding("equals_sign", "zoom_in", "Zoom", show=False),
         Binding("minus", "zoom_out", "Zoom out", show=False),
-        Binding("0", "reset_zoom", "Reset zoom", show=False),
-        Binding("v", "next_chart", "Next chart", show=False),
-        Binding("z", "maximize_chart", "Maximize chart", show=False),
-        Binding("a", "recover", "Roll back…"),
+        Binding("0", "reset_zoom", "Unzoom", tooltip="Reset zoom"),
+        Binding("v", "next_chart", "Chart", tooltip="Next chart"),
+        Binding("z", "maximize_chart", "Max", tooltip="Maximize chart"),
         Binding("n", "new_run", "New run"),
         Binding("k", "cancel_queue", "Cancel queue"),
+        *HELP_BINDINGS,
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
+    KEYS = "dashboard"  # its table in workbench.tui.keys (the help screen)
 
     def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: RunSession | None = None,
                  autostart: bool = True, queue: Any = None):
@@ -161,7 +167,7 @@ class DashboardScreen(Screen):
                 if self.preset.task in LM_TASKS:
                     yield self.sample
                 yield self.log_pane
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Workbench"
@@ -260,8 +266,9 @@ class DashboardScreen(Screen):
     def _update_subtitle(self) -> None:
         state = self.session.state
         parts = [self.preset.name, state.run_id or "starting…"]
-        if self.queue is not None:
-            parts.insert(0, self.queue.position(self.queued))
+        if self.queue is not None:  # "run 1/2: mlp-quadrants", not "... · mlp-quadrants" again after it
+            parts[0:1] = [self.queue.position(self.queued)] + ([] if self.queued.label == self.preset.name
+                                                                else [self.preset.name])
         if state.device:
             parts.append(state.device)
         if state.params is not None:
@@ -361,8 +368,8 @@ class DashboardScreen(Screen):
             return True if controllable else None
         if action == "cancel_queue":  # only on a queued run with runs still to come
             return self.queue is not None and self.queue.remaining > 0
-        if action == "new_run":
-            return True if self.session.state.ended and self.queue is None else None
+        if action == "new_run":  # shown once the run has ended
+            return self.session.state.ended and self.queue is None
         if action == "recover":  # only offered when a run diverged (and this process trained it, not in a queue)
             return (self.session.state.status == "diverged" and not self.session.active and self.queue is None
                     and not getattr(self.session, "attached", False))

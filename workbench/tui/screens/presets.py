@@ -16,12 +16,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from workbench.catalog import preset_catalog
 from workbench.errors import ConfigError
 from workbench.presets import load_preset
 from workbench.tui.messages import StartRun
+from workbench.tui.screens.help import HELP_BINDINGS
+from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
 
 PARAM_COUNT_TIMEOUT_S = 300
@@ -42,7 +44,7 @@ class PresetTable(DataTable):
     """The preset list; enter is the table's own key (so it follows cursor keys typed just before it)."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Configure"),
-                Binding("space", "screen.mark", "Mark for a queue", show=False)]
+                Binding("space", "screen.mark", "Mark ↓", tooltip="Mark for a queue and move down")]
 
 
 class PresetsScreen(Screen):
@@ -50,11 +52,13 @@ class PresetsScreen(Screen):
 
     BINDINGS = [
         Binding("s", "start_defaults", "Start with defaults"),
-        Binding("r", "reload", "Reload list"),
-        Binding("h", "runs", "Runs"),
         Binding("u", "queue_marked", "Queue marked"),
+        Binding("h", "runs", "Runs"),
+        Binding("r", "reload", "Reload list"),
+        *HELP_BINDINGS,
         Binding("q", "app.quit", "Quit"),
     ]
+    KEYS = "presets"  # its table in workbench.tui.keys (the help screen)
 
     def __init__(self, count_params: bool = True):
         super().__init__()
@@ -70,7 +74,7 @@ class PresetsScreen(Screen):
             yield Static(HELP, id="presets-help")
             yield PresetTable(id="preset-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="preset-detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Workbench"
@@ -110,9 +114,15 @@ class PresetsScreen(Screen):
 
     def _name_cell(self, entry: dict[str, Any]) -> Text:
         style = "bold" if entry.get("valid", True) else "bold red"
+        if not self.marked:
+            return Text(entry["name"], style=style)
+        # Every row gets a mark-wide prefix while any is marked, so the names stay in one column.
+        digits = len(str(len(self.marked)))
         if entry["name"] in self.marked:
-            return Text.assemble((f"{self.marked.index(entry['name']) + 1}● ", "bold cyan"), (entry["name"], style))
-        return Text(entry["name"], style=style)
+            mark = f"{self.marked.index(entry['name']) + 1:>{digits}}● "
+        else:
+            mark = " " * (digits + 2)
+        return Text.assemble((mark, "bold cyan"), (entry["name"], style))
 
     def _show_marks(self) -> None:
         table = self.query_one(DataTable)

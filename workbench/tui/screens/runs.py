@@ -18,10 +18,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.screens.presets import format_params
+from workbench.tui.screens.help import HELP_BINDINGS
+from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
 
 REFRESH_S = 3.0
@@ -76,7 +78,8 @@ def sort_value(row: dict[str, Any], key: str) -> Any:
 class RunsTable(DataTable):
     """Enter is the table's own key, so it acts on the row the cursor is on."""
 
-    BINDINGS = [Binding("enter", "select_cursor", "Open"), Binding("space", "screen.mark", "Mark")]
+    BINDINGS = [Binding("enter", "select_cursor", "Open"),
+                Binding("space", "screen.mark", "Mark ↓", tooltip="Mark for comparison and move down")]
 
 
 class RunsScreen(Screen):
@@ -89,9 +92,11 @@ class RunsScreen(Screen):
         Binding("i", "reverse", "Reverse", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("r", "refresh", "Refresh", show=False),
+        *HELP_BINDINGS,
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
+    KEYS = "runs"  # its table in workbench.tui.keys (the help screen)
 
     DEFAULT_CSS = """
     #runs-help { height: auto; padding: 0 1; color: $text-muted; }
@@ -119,7 +124,7 @@ class RunsScreen(Screen):
                          "(status:running preset:mlp text)", id="runs-help")
             yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="runs-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Workbench"
