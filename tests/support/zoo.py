@@ -353,3 +353,112 @@ def overlapping_blobs(train_size=4096, val_size=1024, classes=4, spread=1.0, fea
         return TensorDataset(centres[y] + spread * torch.randn(n, features, generator=g), y)
 
     return make(train_size), make(val_size)
+
+
+class ProbabilityOutput(nn.Module):
+    """fc1 -> ReLU -> fc2 -> `probs` (Softmax, or Sigmoid for one output): probabilities handed to a loss that
+    applies softmax/sigmoid itself. `functional` does the softmax in forward code instead of a module;
+    `final=False` is the healthy twin (logits out, the same weights)."""
+
+    def __init__(self, inputs=2, outputs=4, hidden=32, functional=False, final=True):
+        super().__init__()
+        self.fc1 = nn.Linear(inputs, hidden)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(hidden, outputs)
+        self.functional, self.final = functional, final
+        self.probs = nn.Sigmoid() if outputs == 1 else nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        logits = self.fc2(self.act(self.fc1(x.flatten(1))))
+        if not self.final:
+            return logits
+        return torch.softmax(logits, dim=-1) if self.functional else self.probs(logits)
+
+
+def probability_output(**args):
+    return ProbabilityOutput(**args)
+
+
+def scaled_quadrants(train_size=2048, val_size=512, scales=(30000.0, 40.0), offsets=(50000.0, 40.0),
+                     standardise=False, seed=0):
+    """Quadrants with each feature in its own units (say income and age): x_j = offset_j + scale_j * z_j.
+    `standardise` applies the training set's mean and std, as a careful pipeline (or `--data`) would."""
+    g = torch.Generator().manual_seed(seed)
+    z, y = _quadrants(train_size, g)
+    vz, vy = _quadrants(val_size, g)
+    scale, offset = torch.tensor(scales), torch.tensor(offsets)
+    x, vx = offset + scale * z, offset + scale * vz
+    if standardise:
+        mean, std = x.mean(0), x.std(0)
+        x, vx = (x - mean) / std, (vx - mean) / std
+    return TensorDataset(x, y), TensorDataset(vx, vy)
+
+
+def raw_pixels(train_size=512, val_size=128, size=12, scale=255.0, seed=0):
+    """Images as stored (0..255 bytes as floats) with 4 classes by which quadrant holds a bright blob;
+    `scale` = 1 gives them in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        y = torch.randint(0, 4, (n,), generator=g)
+        x = torch.rand(n, 3, size, size, generator=g) * 0.3
+        half = size // 2
+        for i, label in enumerate(y.tolist()):
+            r, c = divmod(label, 2)
+            x[i, :, r * half:(r + 1) * half, c * half:(c + 1) * half] += 0.6
+        return TensorDataset(x * scale, y)
+
+    return make(train_size), make(val_size)
+
+
+class SmallConv(nn.Module):
+    """conv (3 -> 8) -> ReLU -> global average pool -> head."""
+
+    def __init__(self, outputs=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(8, outputs)
+
+    def forward(self, x):
+        return self.head(self.act(self.conv(x)).mean(dim=(2, 3)))
+
+
+def small_conv(**args):
+    return SmallConv(**args)
+
+
+def oversampled(train_size=1024, val_size=256, copies=4, split_after=True, seed=0):
+    """Quadrants oversampled `copies` times (each sample repeated exactly), then split into train and val
+    after the oversampling (`split_after`, the bug: val holds copies of training samples) or before it."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = _quadrants(train_size + val_size, g)
+    if split_after:
+        x, y = x.repeat(copies, 1), y.repeat(copies)
+        order = torch.randperm(len(x), generator=g)
+        x, y = x[order], y[order]
+        cut = len(x) - val_size
+        return TensorDataset(x[:cut], y[:cut]), TensorDataset(x[cut:], y[cut:])
+    train = TensorDataset(x[:train_size].repeat(copies, 1), y[:train_size].repeat(copies))
+    return train, TensorDataset(x[train_size:], y[train_size:])
+
+
+def shifted_val_labels(train_size=2048, val_size=512, shift=1, seed=0):
+    """Quadrants whose validation labels were encoded differently from the training ones (label + shift,
+    mod 4): the model learns the training set and scores below chance on validation."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = _quadrants(train_size, g)
+    vx, vy = _quadrants(val_size, g)
+    return TensorDataset(x, y), TensorDataset(vx, (vy + shift) % 4)
+
+
+def rare_class(train_size=2048, val_size=512, threshold=1.2816, seed=0):
+    """Two classes, 90% / 10%: label 1 when x0 > threshold (the top decile of N(0, 1)). A model first learns
+    the prior (always class 0: accuracy = the majority rate, chance) while its loss falls, then the boundary."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        x = torch.randn(n, 2, generator=g)
+        return TensorDataset(x, (x[:, 0] > threshold).long())
+
+    return make(train_size), make(val_size)

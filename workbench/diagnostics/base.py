@@ -31,6 +31,10 @@ START_STEPS = 5
 # The training loss set beside an evaluation: a mean over at least this many recent steps (fewer, e.g. a
 # flush lagging behind the evaluation, and the evaluation has no training loss to compare with).
 MIN_TRAIN_STEPS = 8
+# Set-up samples (RunContext.train_batches/val_batches) stop after this many input numbers (~32 MB of float32)
+# and are read this many rows at a time.
+SAMPLE_VALUES = 2**23
+SAMPLE_BATCH = 256
 
 
 @dataclass
@@ -188,6 +192,65 @@ class RunContext:
         previous, current = float(losses[:window].mean()), float(losses[window:].mean())
         return previous != 0 and (previous - current) / abs(previous) < tolerance
 
+    # -- what the set-up and probe checks read (bounded; nothing here runs per step) -------------------
+    @property
+    def model(self):
+        """The module being trained (what probe hooks attach to)."""
+        return self.trainer.model
+
+    def last_module(self) -> tuple[str, Any] | None:
+        """The model's last leaf module in definition order, with its dotted name (None for no leaves)."""
+        last = None
+        for name, module in self.model.named_modules():
+            if name and next(module.children(), None) is None:
+                last = (name, module)
+        return last
+
+    def num_classes(self) -> int | None:
+        info = getattr(self.trainer, "info", None)
+        return getattr(info, "num_classes", None)
+
+    def train_batches(self, max_rows: int, max_values: int = SAMPLE_VALUES) -> list[Any]:
+        """The first `max_rows` training samples in stored order (augmentation applied as in training), in
+        batches; fewer when their inputs would exceed `max_values` numbers (large images)."""
+        return self._bounded(self._train_dataset(), max_rows, max_values)
+
+    def _train_dataset(self):
+        return getattr(getattr(self.trainer, "train_source", None), "dataset", None)
+
+    def train_size(self) -> int | None:
+        """How many samples the training set holds (None when it cannot say)."""
+        dataset = self._train_dataset()
+        try:
+            return len(dataset) if dataset is not None else None
+        except TypeError:
+            return None
+
+    def val_batches(self, max_rows: int | None = None, max_values: int = SAMPLE_VALUES) -> list[Any]:
+        """The validation batches every evaluation sees (the first `train.eval_batches`), at most
+        `max_rows` samples."""
+        config = self.preset.train
+        rows = config.eval_batches * config.batch_size
+        return self._bounded(getattr(self.trainer, "val_data", None), min(rows, max_rows or rows), max_values,
+                             config.batch_size)
+
+    def _bounded(self, dataset, max_rows: int, max_values: int, batch_size: int | None = None) -> list[Any]:
+        from workbench.training.batches import batch_size_of, eval_batches, split_batch
+
+        if dataset is None or max_rows <= 0:
+            return []
+        batch_size = batch_size or min(max_rows, SAMPLE_BATCH)
+        collate = getattr(getattr(self.trainer, "info", None), "collate", None)
+        batches, rows, values = [], 0, 0
+        for batch in eval_batches(dataset, batch_size, math.ceil(max_rows / batch_size), collate):
+            batches.append(batch)
+            x, _ = split_batch(batch)
+            rows += batch_size_of(x)
+            values += sum(t.numel() for t in _tensors(x))
+            if rows >= max_rows or values >= max_values:
+                break
+        return batches
+
     def report(self, code: str, step: int, message: str, evidence: dict[str, Any] | None = None,
                layer: str | None = None, severity: str | None = None) -> dict[str, Any]:
         new = finding(code, step, message, evidence, layer, severity)
@@ -223,6 +286,19 @@ class Detector:
     def nonfinite(self, ctx: RunContext, step: int, batch: Any, what: str) -> None: ...
 
     def end(self, ctx: RunContext, status: str) -> None: ...
+
+
+def _tensors(x: Any) -> list[Any]:
+    """The tensors in a model input (a tensor, a dict of them as tokenizers give, or a tuple/list)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict) or hasattr(x, "items"):
+        return [v for _, v in sorted(x.items()) if isinstance(v, torch.Tensor)]
+    if isinstance(x, (list, tuple)):
+        return [t for item in x for t in _tensors(item)]
+    return []
 
 
 def compact(values: dict[str, float], keep: int = EVIDENCE_LAYERS) -> dict[str, Any]:

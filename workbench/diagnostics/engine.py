@@ -18,26 +18,36 @@ from workbench.training.telemetry import Callback, TelemetryBatch
 
 def default_detectors() -> list[Detector]:
     """One of each detector, in the order they run."""
+    from workbench.diagnostics.chance import ChanceLevelDetector
     from workbench.diagnostics.contention import CpuContentionDetector
     from workbench.diagnostics.dead_units import DeadUnitsDetector
     from workbench.diagnostics.gradients import ExplodingGradientsDetector, VanishingGradientsDetector
     from workbench.diagnostics.initial_loss import InitialLossDetector
+    from workbench.diagnostics.inputs import UnnormalizedInputsDetector
+    from workbench.diagnostics.leakage import ValOverlapsTrainDetector
     from workbench.diagnostics.learning_rate import LearningRateDetector
     from workbench.diagnostics.loss_curve import OscillationDetector, PlateauDetector
     from workbench.diagnostics.nonfinite import NonFiniteDetector
+    from workbench.diagnostics.outputs import LossOnProbabilitiesDetector
     from workbench.diagnostics.overfitting import OverfittingDetector, UnderfittingDetector
+    from workbench.diagnostics.saturation import SaturatedActivationsDetector
 
     return [
         NonFiniteDetector(),
+        ValOverlapsTrainDetector(),
+        UnnormalizedInputsDetector(),
+        LossOnProbabilitiesDetector(),
         InitialLossDetector(),
         ExplodingGradientsDetector(),
         VanishingGradientsDetector(),
         DeadUnitsDetector(),
+        SaturatedActivationsDetector(),
         LearningRateDetector(),
         PlateauDetector(),
         OscillationDetector(),
         OverfittingDetector(),
         UnderfittingDetector(),
+        ChanceLevelDetector(),
         CpuContentionDetector(),
     ]
 

@@ -93,6 +93,35 @@ _SPECS = [
         "raise the learning rate (try 10x, or run the LR finder: workbench lr-find PRESET)",
     ),
     FindingSpec(
+        "loss_on_probabilities", "warning", "the loss gets probabilities where it expects logits",
+        "drop the final Softmax/Sigmoid from the model (the named layer): cross_entropy and bce_with_logits apply "
+        "it themselves, and on probabilities the loss is squashed and its gradients vanish; apply it only to "
+        "read predictions out",
+    ),
+    FindingSpec(
+        "unnormalized_inputs", "warning", "input features on wildly different or large scales",
+        "standardise the inputs (subtract each feature's training mean, divide by its std; images: scale to "
+        "[0, 1] then normalise per channel), or put a normalisation layer first; `--data` tables are "
+        "standardised for you",
+    ),
+    FindingSpec(
+        "val_overlaps_train", "warning", "validation samples also appear in the training set",
+        "split into train and validation before augmenting or oversampling, and de-duplicate the data first, "
+        "so the validation loss measures new data rather than memorised samples",
+    ),
+    FindingSpec(
+        "saturated_activations", "warning", "tanh/sigmoid inputs sit in the flat tails",
+        "initialise the layer feeding it with Xavier/Glorot (nn.init.xavier_uniform_) and zero biases, add "
+        "normalisation (LayerNorm/BatchNorm) before the activation, or lower the learning rate; ReLU/GELU do "
+        "not saturate",
+    ),
+    FindingSpec(
+        "chance_level", "warning", "validation accuracy at chance",
+        "check that the labels match the inputs (the same order and encoding in train and validation), that "
+        "the model's output reaches the loss, and the learning rate (try the LR finder); stop this run "
+        "rather than wait for it",
+    ),
+    FindingSpec(
         "out_of_memory", "critical", "out of memory",
         "lower train.batch_size (keep the effective batch with train.grad_accum), use mixed precision "
         "(train.precision = bf16/fp16), or enable activation checkpointing",
