@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--preset", default=None, help="preset the served TUI opens on")
+    serve.add_argument("--token", default=None,
+                       help="the secret the page asks for (default: $WORKBENCH_TOKEN, else a new random one each "
+                            "start; a value here is visible to other users in the process list)")
+    serve.add_argument("--no-token", action="store_true",
+                       help="serve without a token: anyone who can reach the port gets in (prints a warning)")
     runs_dir(serve)
 
     control = sub.add_parser("control", help="steer a running run in any process")
@@ -596,16 +601,26 @@ def serve_command(args) -> str:
 def cmd_serve(args) -> int:
     if not (0 < args.port < 65536):
         raise UsageError(f"workbench serve: --port {args.port}: not a TCP port")
+    from workbench.serve import TOKEN_ENV, make_server, new_token
+
+    from_env = os.environ.pop(TOKEN_ENV, None)  # the served TUIs need not inherit it
+    if args.no_token and args.token is not None:
+        raise UsageError("workbench serve: --token and --no-token cannot be combined")
+    if args.token is not None and not args.token.strip():
+        raise UsageError("workbench serve: --token: empty (leave it out for a random one)")
     try:
-        from textual_serve.server import Server
+        import textual_serve.server  # noqa: F401
     except ImportError:
         raise ConfigError("serve needs textual-serve: pip install 'workbench[serve]'") from None
     if args.host not in LOOPBACK:
         print(f"workbench: warning: serving on {args.host} exposes the workbench — which runs training code — to "
               "the network. Prefer the default 127.0.0.1 and an SSH tunnel: ssh -L 8000:127.0.0.1:8000 HOST",
               file=sys.stderr)
-    print(f"serving the workbench TUI on http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
-    Server(serve_command(args), host=args.host, port=args.port, title="Workbench").serve()
+    token = None if args.no_token else (args.token or from_env or new_token())
+    if token is None:
+        print(f"workbench: warning: --no-token: anyone who can reach port {args.port} on {args.host} — on loopback, "
+              "every user of this machine — can use the workbench and run training code as you", file=sys.stderr)
+    make_server(serve_command(args), host=args.host, port=args.port, token=token).serve()
     return EXIT_OK
 
 
