@@ -72,6 +72,9 @@ class RunProgress(Widget):
             value = state.latest(name)
             if value is not None:
                 metrics.append(f"{label} {value:{fmt}}")
+        gpu = state.latest("gpu/util_pct")  # NVML utilisation, sampled once a second on GPU runs
+        if gpu is not None:
+            metrics.append(f"GPU {gpu:.0f}%")
         return (status_label(state), state.step, state.max_steps, round(state.epoch, 2),
                 format_duration(state.elapsed()), format_duration(state.eta()),
                 f"{rate:,.0f} steps/s" if rate else "", "  ".join(metrics))
