@@ -462,3 +462,27 @@ def rare_class(train_size=2048, val_size=512, threshold=1.2816, seed=0):
         return TensorDataset(x, (x[:, 0] > threshold).long())
 
     return make(train_size), make(val_size)
+
+
+def raw_csv(path, label, val_fraction=0.2, seed=0):
+    """A CSV's numeric columns as they are in the file (no standardising; text columns left out), the label's
+    values as classes: what a hand-written loader feeds the model when it skips the scaling step."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    numeric = [c for c in rows[0] if c != label and _is_number(rows[0][c])]
+    classes = sorted({row[label] for row in rows})
+    x = torch.tensor([[float(row[c]) for c in numeric] for row in rows])
+    y = torch.tensor([classes.index(row[label]) for row in rows])
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+    cut = int(len(rows) * (1 - val_fraction))
+    return TensorDataset(x[order[:cut]], y[order[:cut]]), TensorDataset(x[order[cut:]], y[order[cut:]])
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

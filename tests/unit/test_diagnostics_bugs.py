@@ -72,6 +72,19 @@ def test_raw_0_to_255_pixels_feeding_a_conv(store):
     assert not twin.codes() & NEW_CODES
 
 
+def test_never_on_a_data_table_but_on_the_same_file_loaded_raw(store, tmp_path):
+    from support.datafiles import table_rows, write_csv
+
+    path = write_csv(tmp_path / "flowers.csv", table_rows(600))  # x1 ~ 500 +- 100, x2 ~ 0 +- 0.01, a colour
+    table = train(fast_preset(**{"data.kind": "table", "data.args": {"path": str(path), "label": "species"},
+                                 "train.max_steps": 30}), store)  # what `--data flowers.csv` trains
+    raw = train(fast_preset(**custom_data("raw_csv", path=str(path), label="species"), **{"train.max_steps": 30}),
+                store)
+    assert table.status == "completed" and not table.codes() & NEW_CODES
+    finding = raw.of("unnormalized_inputs")[0]
+    assert finding["layer"] == "body.0" and finding["evidence"]["ratio"] > 1000
+
+
 def test_inputs_behind_a_normalisation_layer_are_not_judged(store):
     """mlp-tabular-binary normalises after its first Linear; here a LayerNorm comes first, so raw scales are fine."""
     import torch

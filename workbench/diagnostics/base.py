@@ -216,7 +216,12 @@ class RunContext:
         return self._bounded(self._train_dataset(), max_rows, max_values)
 
     def _train_dataset(self):
-        return getattr(getattr(self.trainer, "train_source", None), "dataset", None)
+        """The training set: the run view's `train_data`, else the trainer's batch source's dataset (None for
+        a user's own loop, whose data the run never sees: the set-up data checks then skip)."""
+        dataset = getattr(self.trainer, "train_data", None)
+        if dataset is None:
+            dataset = getattr(getattr(self.trainer, "train_source", None), "dataset", None)
+        return dataset
 
     def train_size(self) -> int | None:
         """How many samples the training set holds (None when it cannot say)."""
