@@ -428,11 +428,14 @@ def small_conv(**args):
     return SmallConv(**args)
 
 
-def oversampled(train_size=1024, val_size=256, copies=4, split_after=True, seed=0):
+def oversampled(train_size=1024, val_size=256, copies=4, split_after=True, shared=0, seed=0):
     """Quadrants oversampled `copies` times (each sample repeated exactly), then split into train and val
-    after the oversampling (`split_after`, the bug: val holds copies of training samples) or before it."""
+    after the oversampling (`split_after`, the bug: val holds copies of training samples) or before it.
+    `shared` validation samples are also put in the training set (a few natural copies)."""
     g = torch.Generator().manual_seed(seed)
     x, y = _quadrants(train_size + val_size, g)
+    if shared:
+        x[:shared], y[:shared] = x[train_size:train_size + shared], y[train_size:train_size + shared]
     if split_after:
         x, y = x.repeat(copies, 1), y.repeat(copies)
         order = torch.randperm(len(x), generator=g)

@@ -158,3 +158,11 @@ def test_no_chance_level_while_a_healthy_run_is_still_learning_the_class_prior(s
 
 def test_no_new_code_on_a_healthy_run():
     assert not healthy_run().codes() & NEW_CODES
+
+
+def test_a_few_natural_copies_are_only_an_info(store):
+    """Short common samples repeat across any split (lines like `return None`): a few percent is not a bug."""
+    out = train(fast_preset(**custom_data("oversampled", train_size=2048, val_size=256, copies=1, split_after=False),
+                            **{"data.args.shared": 8, "train.max_steps": 10}), store)
+    finding = out.of("val_overlaps_train")[0]
+    assert finding["severity"] == "info" and 0.01 <= finding["evidence"]["fraction"] < 0.1

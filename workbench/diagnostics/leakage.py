@@ -6,7 +6,10 @@ each input; a tokenizer's dict of tensors counts all of its tensors), and the va
 hash is among the training ones are counted. When the training sample is only part of the training
 set, the fraction found is scaled up by the part sampled (a duplicate outside the sample is not seen).
 Reported when at least MIN_DUPLICATES validation rows and at least MIN_FRACTION of them (estimated)
-are also training rows: a split made after augmenting or oversampling, or data with duplicate rows.
+are also training rows: a warning from WARN_FRACTION on (a split made after augmenting or oversampling,
+data with many duplicate rows), an info below it: data of short, common samples has a few copies across
+any split (7.5% of transformer-classifier's validation lines of code have a copy in training, 1.1% of
+seq2seq-reverse's short sequences).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ TRAIN_ROWS = 20_000
 VAL_ROWS = 4_096
 MIN_DUPLICATES = 2
 MIN_FRACTION = 0.01
+WARN_FRACTION = 0.1
 
 
 def row_keys(x: Any) -> list[bytes]:
@@ -64,4 +68,4 @@ class ValOverlapsTrainDetector(Detector):
                    f"samples", {
                        "fraction": estimated, "fraction_found": found, "duplicates": duplicates,
                        "val_checked": len(val), "train_checked": len(train_keys), "train_size": total,
-                   })
+                   }, severity="warning" if estimated >= WARN_FRACTION else "info")
