@@ -251,7 +251,7 @@ class RunContext:
             batches.append(batch)
             x, _ = split_batch(batch)
             rows += batch_size_of(x)
-            values += sum(t.numel() for t in _tensors(x))
+            values += sum(t.numel() for t in input_tensors(x))
             if rows >= max_rows or values >= max_values:
                 break
         return batches
@@ -293,7 +293,7 @@ class Detector:
     def end(self, ctx: RunContext, status: str) -> None: ...
 
 
-def _tensors(x: Any) -> list[Any]:
+def input_tensors(x: Any) -> list[Any]:
     """The tensors in a model input (a tensor, a dict of them as tokenizers give, or a tuple/list)."""
     import torch
 
@@ -302,7 +302,7 @@ def _tensors(x: Any) -> list[Any]:
     if isinstance(x, dict) or hasattr(x, "items"):
         return [v for _, v in sorted(x.items()) if isinstance(v, torch.Tensor)]
     if isinstance(x, (list, tuple)):
-        return [t for item in x for t in _tensors(item)]
+        return [t for item in x for t in input_tensors(item)]
     return []
 
 

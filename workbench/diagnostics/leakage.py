@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from workbench.diagnostics.base import Detector, RunContext, _tensors
+from workbench.diagnostics.base import Detector, RunContext, input_tensors
 
 TRAIN_ROWS = 20_000
 VAL_ROWS = 4_096
@@ -29,7 +29,7 @@ WARN_FRACTION = 0.1
 
 def row_keys(x: Any) -> list[bytes]:
     """One key per sample: the bytes of its input tensors, row by row."""
-    tensors = [t.detach().cpu().contiguous() for t in _tensors(x)]
+    tensors = [t.detach().cpu().contiguous() for t in input_tensors(x)]
     if not tensors:
         return []
     flat = [t.reshape(t.shape[0], -1).numpy() for t in tensors]
