@@ -136,23 +136,30 @@ def fit_task(preset: Preset, info) -> None:
 
 
 def check_fits(preset: Preset, model, data) -> None:
-    """Run the model on two training samples before anything trains: a model that can't take the data's
+    """Run the model on two samples before anything trains: a model that can't take the data's
     inputs, or whose output doesn't match its classes (a 4-class head on 3 classes), is a one-line error."""
     import torch
 
     info = data.info
     if info.task not in LABEL_TASKS or preset.train.loss == "model":
         return
-    try:
-        x, _ = next(iter(torch.utils.data.DataLoader(data.train, batch_size=2, collate_fn=info.collate)))
-    except Exception:  # a dataset we can't sample here: the trainer reports it with its own context
-        return
-    if not isinstance(x, torch.Tensor):
-        return
+    from torch.utils.data import default_collate
+
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        # validation samples (no augmentation) under a forked generator: the run's random stream is untouched
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            try:
+                source = data.val if data.val is not None and len(data.val) >= 2 else data.train
+                if hasattr(source, "__getitems__"):
+                    x, _ = source.__getitems__([0, 1])
+                else:
+                    x, _ = (info.collate or default_collate)([source[0], source[1]])
+            except Exception:  # a dataset we can't sample here: the trainer reports it with its own context
+                return
+            if not isinstance(x, torch.Tensor):
+                return
             output = model(x)
     except Exception as error:
         shape = "x".join(str(d) for d in x.shape[1:])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.data.tables import (IMAGE_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES, class_counts, load_hub,
-                                   looks_local, pick_label, plan_table, read_file, _class_names_as_labels)
+                                   looks_local, plan_table, read_file, _class_names_as_labels)
 from workbench.errors import ConfigError
 
 # Arguments of the preset's own data that keep their meaning on the user's data (the image size the
@@ -290,4 +290,4 @@ def _from_table(path: str, label, preset, notes) -> DataChoice:
     return choice
 
 
-__all__ = ["DataChoice", "SOURCES", "describe_source", "pick_label"]
+__all__ = ["DataChoice", "SOURCES", "describe_source"]
