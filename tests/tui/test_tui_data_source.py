@@ -22,8 +22,9 @@ async def choose_source(pilot, name: str) -> None:
     await pilot.press("enter")
     await pilot.pause()
     options = [value for _, value in select._options]
-    for _ in range(options.index(name) - options.index(select.value)):
-        await pilot.press("down")
+    moves = options.index(name) - options.index(select.value)
+    for _ in range(abs(moves)):
+        await pilot.press("down" if moves > 0 else "up")
     await pilot.press("enter")
     await wait_for(pilot, lambda: select.value == name, what=f"source {name}")
 
@@ -68,6 +69,7 @@ async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, isolated, r
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen) and app.screen is not form,
                        what="the form on the new data")
         form = app.screen
+        await wait_for(pilot, lambda: hasattr(form, "diffs"), what="the new form to validate")
         assert form.values["data.kind"] == "table"
         assert form.diffs["data.kind"] == ("quadrants", "table")
         for override in [*QUICK, "train.max_steps=200"]:
@@ -82,3 +84,31 @@ async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, isolated, r
         run_id = app.screen.session.run_id
     run = RunStore(runs_dir).get_run(run_id)
     assert run["config"]["data"]["kind"] == "table" and run["config"]["data"]["args"]["path"] == str(good.resolve())
+
+
+@pytest.mark.slow
+async def test_tui_opened_with_data_shows_it_and_generated_puts_the_presets_data_back(make_app, isolated):
+    """`workbench tui --preset mlp-tabular-binary --data churn.csv`: the form opens on the file's [data], the
+    Data tab already says what it holds; choosing "generated" goes back to the preset's own data."""
+    from workbench.cli import apply_data_flags, build_parser
+    from workbench.presets import load_preset
+
+    path = write_csv(isolated / "churn.csv", table_rows(200, kind="binary"))
+    args = build_parser().parse_args(["tui", "--preset", "mlp-tabular-binary", "--data", str(path)])
+    apply_data_flags(args, args.preset)
+    base = load_preset("mlp-tabular-binary")
+    app = make_app(preset=load_preset("mlp-tabular-binary", args.overrides), base=base)
+    async with app.run_test(size=(140, 48)) as pilot:
+        form = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ConfigureScreen) else None,
+                              what="the form")
+        assert form.values["data.kind"] == "table" and form.values["task"] == "binary"
+        for _ in range(2):
+            await pilot.press("ctrl+t")
+        panel = await wait_for(pilot, lambda: next(iter(form.query(DataSourcePanel)), None), what="the data panel")
+        await wait_for(pilot, lambda: "2 classes" in panel.summary, what="the summary of the file")
+        assert panel.query_one("#data-path").value == str(path.resolve())
+        await choose_source(pilot, "generated")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen) and app.screen is not form,
+                       what="the form on the preset's data")
+        await wait_for(pilot, lambda: hasattr(app.screen, "diffs"), what="the new form to validate")
+        assert app.screen.values["data.kind"] == "tabular_binary" and app.screen.diffs == {}
