@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from workbench.numbers import format_number
 from workbench.training.telemetry import Callback
 
 
@@ -45,7 +46,7 @@ class ProgressReporter(Callback):
                                 ("val_accuracy", "acc", ".3f"), ("steps_per_s", "steps/s", ".0f")):
             value = self._fields.get(key)
             if value is not None:
-                parts.append(f"{label} {value:{fmt}}")
+                parts.append(f"{label} {format_number(value, decimals=int(fmt[1:-1]))}")
         return "  ".join(parts)
 
     def on_batch(self, trainer, batch):

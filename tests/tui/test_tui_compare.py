@@ -37,7 +37,9 @@ async def test_compare_overlays_runs_lists_differences_and_pins_a_baseline(two_r
         loss_chart = screen.charts[0]
         await wait_for(pilot, lambda: loss_chart.builds > 0, what="a drawn chart")
         assert loss_chart.last_points > 0
-        assert a.split("-", 2)[2] in str(loss_chart.border_title)
+        # Every run's latest value is in the title, marked by its colour; the legend names the runs.
+        assert str(loss_chart.border_title).count("━") == 2
+        assert a in str(screen.query_one("#compare-legend").render())
         assert screen.summary["differing_config"] == {"optim.lr": {a: 0.003, b: 0.03}}
         assert "optim.lr" in str(screen.query_one("#compare-diff").render())
         assert screen.baseline == a
@@ -85,3 +87,47 @@ def test_curves_are_bounded_on_long_runs(store):
     assert 2 <= len(points) <= 402
     assert points[0][0] < 0.01 * 50_000 * 32 and points[-1][0] == pytest.approx(49_999 * 32, rel=0.01)
     assert min(v for _, v in points) == pytest.approx(1.0 / 50_000)  # the bucket minimum survives
+
+
+async def test_the_compare_view_fits_at_140_and_80_columns_and_a_target_keeps_column_widths(two_runs, runs_dir):
+    from textual.widgets import DataTable
+
+    from workbench.tui.screens.modals import PromptScreen
+
+    a, b = two_runs
+    app = WorkbenchApp(runs_dir=runs_dir, count_params=False)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = CompareScreen([a, b], runs_dir)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.loads >= 1, what="the first load")
+        await pilot.pause()
+        table = screen.query_one("#compare-summary", DataTable)
+
+        def table_width() -> int:
+            return sum(column.get_render_width(table) for column in table.columns.values())
+
+        assert table_width() <= 140
+        labels = [str(column.label) for column in table.columns.values()]
+        assert {"run", "status", "best val loss", "Δ best val loss", "steps/s"} <= set(labels), labels
+        assert sum(chart.display and chart.is_on_screen for chart in screen.charts) == 5
+        widths = {key.value: column.width for key, column in table.columns.items()}
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="the target prompt")
+        await pilot.press(*"0.5", "enter")
+        await wait_for(pilot, lambda: screen.target == 0.5 and screen.loads >= 2, what="the target")
+        await pilot.pause()
+        columns = {key.value: column for key, column in table.columns.items()}
+        assert "val loss ≤ 0.5" in columns and table_width() <= 140
+        for key in ("run", "status", "steps"):
+            assert columns[key].width == widths[key], key  # not shrunk by the rebuild
+        diff = str(screen.query_one("#compare-diff").render())
+        assert "None" not in diff and "name" not in diff.split("\n", 1)[-1]
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: screen.has_class("-short"), what="the short layout")
+        screen.reload()
+        await wait_for(pilot, lambda: screen.loads >= 3, what="a reload at 80 columns")
+        await pilot.pause()
+        assert table_width() <= 80 and screen.hidden_columns
+        shown = [chart.title for chart in screen.charts if chart.is_on_screen and chart.region.height]
+        assert shown == ["loss", "val loss"], shown
+        assert min(chart.region.height for chart in screen.charts[:2]) >= 7

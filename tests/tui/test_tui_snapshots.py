@@ -163,3 +163,38 @@ class TestScreens:
             await pilot.pause()
 
         assert snap_compare(app, terminal_size=(100, 30), run_before=prompt)
+
+
+class TestSizes:
+    """What each screen shows at 80x24 and 140x45 (issue 18): at 80x24 the progress line keeps its metrics
+    with shorter words, the title keeps the run id, the footer keeps the important keys and help."""
+
+    def test_dashboard_140x45(self, snap_compare):
+        app = dashboard_app(recorded_session())
+        assert snap_compare(app, terminal_size=(140, 45), run_before=app.show_dashboard)
+
+    def test_presets_80x24(self, snap_compare):
+        assert snap_compare(WorkbenchApp(count_params=False), terminal_size=(80, 24))
+
+    def test_configure_80x24(self, snap_compare):
+        preset = load_preset("mlp-quadrants")
+
+        async def edit(pilot):
+            pilot.app.push_screen(ConfigureScreen(preset))
+            await pilot.pause()
+            pilot.app.screen.show_section("train")
+            await pilot.pause()
+            still_inputs(pilot)
+            await pilot.pause()
+
+        assert snap_compare(WorkbenchApp(count_params=False), terminal_size=(80, 24), run_before=edit)
+
+    def test_dashboard_help_80x24(self, snap_compare):
+        app = dashboard_app(recorded_session())
+
+        async def help_screen(pilot):
+            await app.show_dashboard(pilot)
+            await pilot.press("question_mark")
+            await pilot.pause(0.2)
+
+        assert snap_compare(app, terminal_size=(80, 24), run_before=help_screen)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench.diagnostics.remedies import SEVERITIES, finding
+from workbench.numbers import format_number
 
 if TYPE_CHECKING:
     from workbench.training.engine import Trainer
@@ -317,9 +318,5 @@ def compact(values: dict[str, float], keep: int = EVIDENCE_LAYERS) -> dict[str, 
 
 
 def fmt(value: float | None) -> str:
-    """Numbers in messages: 4 significant digits, NaN/inf spelled out."""
-    if value is None:
-        return "n/a"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}"
+    """Numbers in messages: 4 significant digits, NaN/inf spelled out (workbench.numbers)."""
+    return format_number(value)

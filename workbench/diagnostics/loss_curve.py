@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from workbench.diagnostics.base import Detector, RunContext, fmt
+from workbench.numbers import format_ratio
 
 WINDOW = 200
 MIN_IMPROVEMENT = 0.01
@@ -118,7 +119,7 @@ class OscillationDetector(Detector):
         step = history.steps[-1]
         self.reported_at = step
         ctx.report("loss_oscillation", step, f"the loss swings instead of falling: over the last {self.window} "
-                   f"steps it rose {rises} times, by {fmt(rise)} in total ({excess:.0%} of its scale "
+                   f"steps it rose {rises} times, by {fmt(rise)} in total ({format_ratio(excess)} of its scale "
                    f"{fmt(scale)} beyond batch noise), between {fmt(float(means.min()))} and "
                    f"{fmt(float(means.max()))}", {
                        "total_rise": rise, "total_fall": fall, "noise_rise": noise_rise, "excess": excess,

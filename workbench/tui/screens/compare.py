@@ -22,10 +22,12 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from workbench.numbers import format_number
 from workbench.tui.compare_data import CHARTS, X_AXES, RunCurves, load_curves, summarize
 from workbench.tui.screens.modals import PromptScreen
 from workbench.tui.state import RunState
-from workbench.tui.widgets.charts import ChartOptions, Line, format_tick, format_value
+from workbench.tui.form import toml_literal
+from workbench.tui.widgets.charts import ChartOptions, Line, format_tick
 from workbench.tui.widgets.overlay import OverlayChart
 from workbench.tui.screens.help import HELP_BINDINGS
 from workbench.tui.widgets.footer import KeyFooter
@@ -42,9 +44,32 @@ def run_color(index: int) -> tuple[int, int, int]:
 
 
 def short_id(run_id: str) -> str:
-    """The run id without its date (runs compared are told apart by preset and suffix)."""
-    parts = run_id.split("-", 2)
-    return parts[2] if len(parts) == 3 and parts[0].isdigit() else run_id
+    """The run id's random suffix (the preset has its own column and the legend shows the whole id)."""
+    parts = run_id.split("-")
+    return parts[-1] if len(parts) >= 4 and parts[0].isdigit() else run_id
+
+
+# What the summary table shows, most important first: when the terminal is too narrow for every column,
+# the last ones are left out (and the table says how many; `workbench compare --json` has them all).
+METRIC_LABELS = {"val_loss": "val loss", "val_accuracy": "val acc", "val_perplexity": "val ppl",
+                 "val_mae": "val mae", "loss": "train loss"}
+COLUMN_RANK = ["run", "best val loss", "status", "target", "steps", "last val loss", "Δ best val loss",
+               "best val acc", "best val ppl", "best val mae", "steps/s", "last train loss", "preset",
+               "last val acc", "last val ppl", "last val mae", "peak MiB", "samples/s", "best train loss"]
+# Config keys the table already shows (preset) or that say nothing about training.
+UNCOMPARED_KEYS = {"name", "description", "watch"}
+
+
+def fit_columns(columns: list[tuple[str, list[str]]], width: int) -> list[str]:
+    """The columns (name, cell texts) that fit in `width` cells, dropping the least important first."""
+    cells = {name: max([len(name), *map(len, texts)]) + 2 for name, texts in columns}  # + cell padding
+    kept = [name for name, _ in columns]
+    rank = {name: index for index, name in enumerate(COLUMN_RANK)}
+    for name in sorted(kept, key=lambda n: -rank.get(n, len(rank))):
+        if sum(cells[n] for n in kept) <= width or name == "run":
+            break
+        kept.remove(name)
+    return kept
 
 
 def curves_state(curves: list[RunCurves], x_axis: str) -> RunState:
@@ -59,7 +84,9 @@ def curves_state(curves: list[RunCurves], x_axis: str) -> RunState:
 
 
 def overlay_lines(curves: list[RunCurves], title: str) -> list[Line]:
-    return [Line(f"{index}:{title}", short_id(run.run_id), run_color(index), smooth=False,
+    # No label in the title: the colour says which run it is (the legend names them), so every run's
+    # latest value fits, not only the first run's.
+    return [Line(f"{index}:{title}", "", run_color(index), smooth=False,
                  fmt=".3g" if title == "learning rate" else ".4g")
             for index, run in enumerate(curves) if title in run.series]
 
@@ -67,12 +94,19 @@ def overlay_lines(curves: list[RunCurves], title: str) -> list[Line]:
 class CompareScreen(Screen):
     """Overlay runs, list what differs, summarize; b pins the highlighted run as the baseline."""
 
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
     DEFAULT_CSS = """
     #compare-legend { height: auto; padding: 0 1; }
     #compare-charts { layout: grid; grid-size: 3; height: 2fr; min-height: 12; }
     #compare-tables { height: 1fr; min-height: 6; }
     #compare-summary { height: auto; max-height: 12; }
     #compare-diff { height: auto; padding: 0 1; }
+    #compare-hidden { height: auto; padding: 0 1; color: $text-muted; }
+    OverlayChart.-empty { display: none; }
+    /* Under 32 rows five charts get two rows of plot each: show the two the comparison is about. */
+    CompareScreen.-short #compare-charts { grid-size: 2; min-height: 9; }
+    CompareScreen.-short #cmp-2, CompareScreen.-short #cmp-3, CompareScreen.-short #cmp-4 { display: none; }
     """
 
     BINDINGS = [
@@ -111,6 +145,7 @@ class CompareScreen(Screen):
                 yield from self.charts
             with VerticalScroll(id="compare-tables"):
                 yield DataTable(id="compare-summary", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="compare-hidden")
                 yield Static("", id="compare-diff")
         yield KeyFooter()
 
@@ -151,7 +186,7 @@ class CompareScreen(Screen):
         for chart, (title, _) in zip(self.charts, CHARTS):
             chart.lines = overlay_lines(curves, title)
             chart.set_state(self.state)
-            chart.display = bool(chart.lines)
+            chart.set_class(not chart.lines, "-empty")
             chart.redraw()
         self._show_legend()
         self._show_summary()
@@ -184,45 +219,65 @@ class CompareScreen(Screen):
     def _show_summary(self) -> None:
         table = self.query_one("#compare-summary", DataTable)
         cursor = table.cursor_row
-        table.clear(columns=True)
         rows = self.summary["runs"]
-        names = [name for name in ("val_loss", "val_accuracy", "val_perplexity", "val_mae", "loss")
-                 if any(name in row["metrics"] for row in rows)]
-        columns = ["run", "preset", "status", "steps"]
+        names = [name for name in METRIC_LABELS if any(name in row["metrics"] for row in rows)]
+        columns: dict[str, list[Any]] = {"run": [], "preset": [], "status": [], "steps": []}
         for name in names:
-            columns += [f"best {name}", f"final {name}"]
-        columns += ["Δ best val_loss", "steps/s", "samples/s", "peak MiB"]
-        if self.target is not None:
-            columns.append(f"to val_loss ≤ {self.target:g}")
-        for column in columns:
-            table.add_column(column, key=column)
+            columns[f"best {METRIC_LABELS[name]}"], columns[f"last {METRIC_LABELS[name]}"] = [], []
+        for column in ("Δ best val loss", "steps/s", "samples/s", "peak MiB"):
+            columns[column] = []
+        target_column = f"val loss ≤ {format_number(self.target)}" if self.target is not None else None
+        if target_column:
+            columns[target_column] = []
         for index, row in enumerate(rows):
             color = run_color(next((i for i, c in enumerate(self.curves) if c.run_id == row["run_id"]), index))
             label = Text("● ", style=f"rgb({color[0]},{color[1]},{color[2]})")
             label.append(short_id(row["run_id"]) + (" (b)" if row["run_id"] == self.baseline else ""))
-            cells: list[Any] = [label, row["preset"], row["status"], f"{row['steps']:,}"]
+            columns["run"].append(label)
+            columns["preset"].append(row["preset"])
+            columns["status"].append(row["status"])
+            columns["steps"].append(f"{row['steps']:,}")
             for name in names:
                 values = row["metrics"].get(name)
-                cells += [_num(values and values["best"]), _num(values and values["final"])]
+                columns[f"best {METRIC_LABELS[name]}"].append(_num(values and values["best"]))
+                columns[f"last {METRIC_LABELS[name]}"].append(_num(values and values["final"]))
             delta = row["delta_vs_baseline"].get("val_loss")
-            cells.append(Text("-" if delta is None else f"{delta:+.4g}",
-                              style="" if not delta else ("green" if delta < 0 else "red")))
-            cells += [_num(row["steps_per_second"], ".1f"), _num(row["samples_per_second"], ",.0f"),
-                      _num(row["peak_memory_mb"], ",.0f")]
-            if self.target is not None:
+            columns["Δ best val loss"].append(Text("-" if delta is None else ("+" if delta > 0 else "")
+                                                   + format_number(delta),
+                                                   style="" if not delta else ("green" if delta < 0 else "red")))
+            columns["steps/s"].append(_num(row["steps_per_second"], ".1f"))
+            columns["samples/s"].append(_num(row["samples_per_second"], ",.0f"))
+            columns["peak MiB"].append(_num(row["peak_memory_mb"], ",.0f"))
+            if target_column:
                 target = row.get("target") or {}
-                if target.get("step") is None:
-                    cells.append("not reached")
-                else:
-                    seconds = target.get("seconds")
-                    cells.append(f"step {target['step']:,}" + (f" ({format_tick(seconds, 'time')})"
-                                                                 if seconds is not None else ""))
-            table.add_row(*cells, key=row["run_id"])
+                seconds = target.get("seconds")
+                columns[target_column].append(
+                    "not reached" if target.get("step") is None else f"step {target['step']:,}"
+                    + (f" ({format_tick(seconds, 'time')})" if seconds is not None else ""))
+        width = table.size.width or self.app.size.width
+        texts = [(name, [cell.plain if isinstance(cell, Text) else str(cell) for cell in cells])
+                 for name, cells in columns.items()]
+        shown = fit_columns([(n if n != target_column else "target", t) for n, t in texts], width - 2)
+        shown = [target_column if n == "target" else n for n in shown]
+        self.hidden_columns = [name for name in columns if name not in shown]
+        # Rebuilt with explicit widths: auto-sized columns kept the narrow widths of an earlier, smaller
+        # table (after t the run, preset and status columns shrank to `● m  mlp-qu  comple`).
+        table.clear(columns=True)
+        for name, cells in texts:
+            if name in shown:
+                table.add_column(name, key=name, width=max([len(name), *map(len, cells)]))
+        for index, row in enumerate(rows):
+            table.add_row(*[columns[name][index] for name in columns if name in shown], key=row["run_id"])
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
+        note = self.query_one("#compare-hidden", Static)
+        note.update(f"{len(self.hidden_columns)} more column(s) at a wider terminal "
+                    "(all in `workbench compare --json`)" if self.hidden_columns else "")
+        note.display = bool(self.hidden_columns)
 
     def _show_diff(self) -> None:
-        differing = self.summary["differing_config"]
+        differing = {key: values for key, values in self.summary["differing_config"].items()
+                     if key not in UNCOMPARED_KEYS}
         text = Text()
         if not differing:
             text.append("The compared runs have the same config.", style="dim")
@@ -298,9 +353,14 @@ class CompareScreen(Screen):
 def _num(value: Any, fmt: str = ".4g") -> str:
     if value is None:
         return "-"
-    return format(value, fmt) if fmt != ".4g" else format_value(value) if abs(value) >= 1e4 else f"{value:.4g}"
+    if fmt == ".1f":
+        return format_number(value, decimals=1)
+    return format_number(value, decimals=0) if fmt == ",.0f" else format_number(value)
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else value
+    """A config value as TOML would write it (a key one run leaves unset reads "not set", not None)."""
+    if value is None:
+        return "not set"
+    text = format_number(value) if isinstance(value, float) else toml_literal(value)
     return text if len(text) <= 24 else text[:23] + "…"

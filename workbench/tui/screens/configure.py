@@ -47,6 +47,9 @@ def _short(value: Any, width: int = 18) -> str:
 class ConfigureScreen(Screen):
     """Edit a preset's hyperparameters, then start it or save it as a new preset."""
 
+    # The stylesheet's -narrow rules (a slimmer side panel, no bounds column) need the class set.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
     BINDINGS = [
         Binding("ctrl+r", "start", "Start", priority=True),
         Binding("ctrl+s", "save", "Save as preset", priority=True),

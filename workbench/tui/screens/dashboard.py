@@ -263,8 +263,12 @@ class DashboardScreen(Screen):
             if chart.paced and chart.dirty and chart.is_on_screen:
                 chart.redraw()
 
+    def on_resize(self) -> None:
+        self._update_subtitle()
+
     def _update_subtitle(self) -> None:
         state = self.session.state
+
         parts = [self.preset.name, state.run_id or "starting…"]
         if self.queue is not None:  # "run 1/2: mlp-quadrants", not "... · mlp-quadrants" again after it
             parts[0:1] = [self.queue.position(self.queued)] + ([] if self.queued.label == self.preset.name
@@ -274,7 +278,10 @@ class DashboardScreen(Screen):
         if state.params is not None:
             trainable = f" ({state.trainable:,} trainable)" if state.trainable not in (None, state.params) else ""
             parts.append(f"{state.params:,} params{trainable}")
-        self.sub_title = " · ".join(parts)
+        if self.has_class("-narrow"):  # under 110 columns the run id (what --resume and attach need) stays in view
+            self.title, self.sub_title = parts[0], " · ".join(parts[1:])
+        else:
+            self.title, self.sub_title = "Workbench", " · ".join(parts)
 
     def _status_changed(self) -> None:
         state = self.session.state

@@ -36,6 +36,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("peak_memory_mb", "peak MiB"), ("findings", "findings c/w/i"),
 ]
 SORTABLE = [key for key, _ in COLUMNS if key != "mark"]
+# Left out first when the terminal is narrow (the run id names the preset; `workbench runs --json` has all).
+NARROW_DROP_ORDER = ["params", "peak_memory_mb", "wall_seconds", "final_val", "preset", "findings"]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -130,8 +132,10 @@ class RunsScreen(Screen):
         self.title = "Workbench"
         self.sub_title = "runs"
         table = self.query_one(DataTable)
+        self.columns = self._columns_for(self.app.size.width)
         for key, header in COLUMNS:
-            table.add_column(header, key=key)
+            if key in self.columns:
+                table.add_column(header, key=key)
         table.focus()
         self.refresh_runs()
         self.set_interval(self.refresh_s, self.refresh_runs)
@@ -171,6 +175,13 @@ class RunsScreen(Screen):
         shown = [row for row in self.rows if matches(row, wanted)]
         shown.sort(key=lambda row: sort_value(row, self.sort_key), reverse=self.sort_reverse)
         self.shown = shown
+        columns = self._columns_for(self.size.width or self.app.size.width)
+        if columns != self.columns:  # the terminal was resized across a column's width
+            self.columns = columns
+            table.clear(columns=True)
+            for key, header in COLUMNS:
+                if key in columns:
+                    table.add_column(header, key=key)
         table.clear()
         for row in shown:
             f = row["findings"]
@@ -180,14 +191,15 @@ class RunsScreen(Screen):
             findings.append(str(f["warning"]), style="yellow" if f["warning"] else "dim")
             findings.append(f"/{f['info']}", style="dim")
             mark = "●" if row["run_id"] in self.marked else ""
-            table.add_row(
+            cells = dict(zip([key for key, _ in COLUMNS], [
                 Text(mark, style="bold cyan"), row["run_id"], row["preset"],
                 Text(row["status"], style=STATUS_STYLES.get(row["status"], "")),
                 Text(f"{row['steps']:,}", justify="right"), _val(row["best_val"]), _val(row["final_val"]),
                 Text(format_duration(row["wall_seconds"]), justify="right"),
                 Text(format_params(row["params"]) if row["params"] else "-", justify="right"),
                 Text(f"{row['peak_memory_mb']:,.0f}" if row["peak_memory_mb"] else "-", justify="right"),
-                findings, key=row["run_id"])
+                findings]))
+            table.add_row(*[cells[key] for key in self.columns], key=row["run_id"])
         ids = [row["run_id"] for row in shown]
         if current in ids:
             table.move_cursor(row=ids.index(current))
@@ -214,6 +226,22 @@ class RunsScreen(Screen):
         run_id = self.current_run_id()
         if run_id is not None:
             self.app.attach_run(run_id)
+
+    def _columns_for(self, width: int) -> list[str]:
+        """The columns that fit `width` (cells sized as the widest run id and values need)."""
+        widths = {"mark": 1, "run_id": max([len(r["run_id"]) for r in getattr(self, "rows", [])] or [36]),
+                  "preset": 14, "status": 11, "steps": 7, "best_val": 9, "final_val": 9, "wall_seconds": 7,
+                  "params": 7, "peak_memory_mb": 8, "findings": 14}
+        kept = [key for key, _ in COLUMNS]
+        for key in NARROW_DROP_ORDER:
+            if sum(widths[k] + 2 for k in kept) <= width - 2:
+                break
+            kept.remove(key)
+        return kept
+
+    def on_resize(self) -> None:
+        if self.rows and self._columns_for(self.size.width) != self.columns:
+            self._show_rows()
 
     @on(DataTable.HeaderSelected, "#runs-table")
     def _header(self, event: DataTable.HeaderSelected) -> None:

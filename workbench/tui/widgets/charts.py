@@ -25,6 +25,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
+from workbench.numbers import format_number
 from workbench.tui.series import Buckets, ema
 from workbench.tui.state import RunState
 from workbench.tui.widgets.raster import draw_lines
@@ -95,15 +96,24 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def format_value(value: float) -> str:
-    """Compact y labels: 0.0025, 1.5, 740, 3.6k, 1.2M, 3e-05."""
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1e6:
-        return f"{value / 1e6:.3g}M"
-    if magnitude >= 1e3:
-        return f"{value / 1e3:.3g}k"
-    return f"{value:.3g}"
+    """Compact y labels: 0.0025, 1.5, 740, 3.6k, 1.2M, 3e-05, 2e+17."""
+    return format_number(value, compact=True)
+
+
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Compact labels with as many digits as it takes to tell neighbouring ticks apart (949.5, 950, 950.5)."""
+    for digits in range(3, 8):
+        labels = [format_number(t, digits=digits, compact=True) for t in ticks]
+        if len(set(labels)) == len(labels):
+            return labels
+    return labels
+
+
+def format_metric(value: float, fmt: str) -> str:
+    """A line's latest value in a chart title, in the line's style (".4g", ".3g", ",.0f")."""
+    if fmt == ",.0f":
+        return format_number(value, decimals=0)
+    return format_number(value, digits=int(fmt[1:-1]) if fmt[1:-1].isdigit() else 4)
 
 
 def format_tick(value: float, axis: str) -> str:
@@ -115,10 +125,9 @@ def format_tick(value: float, axis: str) -> str:
         hours, rest = divmod(seconds, 3600)
         minutes, secs = divmod(rest, 60)
         return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-    for suffix, size in (("M", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.3g}" if value != int(value) else str(int(value))
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e3:
+        return str(int(value))
+    return format_number(value, compact=True)
 
 
 def _rich_style(color) -> Style:
@@ -171,6 +180,7 @@ class MetricChart(PlotextPlot):
         self.last_points = 0  # points handed to plotext at the last build (tests check the bound)
         self.paced = False  # redrawn with the progress line, not by the scheduler, while a run trains
         self.drawn_window: tuple[float, float] | None = None  # the x range of the last build
+        self._window: tuple[float, float] | None = None  # the x range asked for at the last redraw()
         self.border_title = title
 
     # -- what changed -------------------------------------------------------------------------------
@@ -189,11 +199,15 @@ class MetricChart(PlotextPlot):
     def set_state(self, state: RunState) -> None:
         self.state = state
         self.drawn_data_version = -1
+        self._window = None
 
     def redraw(self) -> None:
         """Rebuild at the next repaint with the data as it is then."""
         self.drawn_data_version = self.data_version()
         self.last_redraw = time.monotonic()
+        # The x range is fixed here, not at the next build: a rebuild for a resize shows this same frame,
+        # so a paced chart never runs ahead of the progress line it was drawn with.
+        self._window = self._x_window()
         self._version += 1
         self._update_titles()
         self.refresh()
@@ -279,7 +293,7 @@ class MetricChart(PlotextPlot):
         width = max(self.size.width, 10)
         height = max(self.size.height, 4)
         buckets = max(4, width - 12)  # plot columns, less the y tick labels
-        window = self._x_window()
+        window = self._window or self._x_window()
         self.drawn_window = window
         self._pending: list[tuple[RGB, Buckets]] = []
         plotted = 0
@@ -321,7 +335,7 @@ class MetricChart(PlotextPlot):
             if len(ticks) > rows:  # thin out evenly, keeping both ends, rather than let plotext pick
                 ticks = [ticks[round(i * (len(ticks) - 1) / max(1, rows - 1))] for i in range(rows)] \
                     if rows > 1 else [ticks[len(ticks) // 2]]
-            plt.yticks(ticks, [format_value(t) for t in ticks])
+            plt.yticks(ticks, tick_labels(ticks))
             if self._pending:
                 # One blank point gives plotext a signal, so it draws the axes and ticks for the limits set.
                 plt.scatter([self._pending[0][1].x[0]], [lo], marker=" ")
@@ -360,7 +374,8 @@ class MetricChart(PlotextPlot):
             if series is None or series.latest is None:
                 continue
             value = series.latest
-            parts.append(f"[{_markup(line.color)}]━[/] {line.label} {format(value, line.fmt)}")
+            label = f"{line.label} " if line.label else ""
+            parts.append(f"[{_markup(line.color)}]━[/] {label}{format_metric(value, line.fmt)}")
         for y, label, color in self.hlines:
             parts.append(f"[{_markup(color)}]┄[/] {label}")
         if self.unit:

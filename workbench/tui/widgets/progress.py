@@ -10,8 +10,10 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from workbench.numbers import format_number
 from workbench.tui.state import RunState
 
+NARROW_WIDTH = 100
 STATUS_COLOR = {
     "starting": "grey62", "running": "green3", "paused": "yellow", "completed": "green3",
     "stopped": "dodger_blue2", "diverged": "red1", "failed": "red1", "interrupted": "yellow", "invalid": "red1",
@@ -66,12 +68,11 @@ class RunProgress(Widget):
         state = self.state
         rate = state.steps_per_second()
         metrics = []
-        for name, label, fmt in (("loss", "loss", ".4f"), ("val_loss", "val", ".4f"),
-                                 ("val_accuracy", "acc", ".3f"), ("val_perplexity", "ppl", ".2f"),
-                                 ("val_mae", "mae", ".4f")):
+        for name, label, decimals in (("loss", "loss", 4), ("val_loss", "val", 4), ("val_accuracy", "acc", 3),
+                                      ("val_perplexity", "ppl", 2), ("val_mae", "mae", 4)):
             value = state.latest(name)
             if value is not None:
-                metrics.append(f"{label} {value:{fmt}}")
+                metrics.append(f"{label} {format_number(value, decimals=decimals)}")
         gpu = state.latest("gpu/util_pct")  # NVML utilisation, sampled once a second on GPU runs
         if gpu is not None:
             metrics.append(f"GPU {gpu:.0f}%")
@@ -113,10 +114,16 @@ class RunProgress(Widget):
                Segment("━" * filled, base + _style(color)), Segment("━" * (bar - filled), base + _style("grey30")),
                Segment(right, base + _style("bold"))]
         dim, plain = base + _style("dim"), base
-        details = [Segment("epoch ", dim), Segment(f"{epoch:.2f}", plain), Segment("   elapsed ", dim),
-                   Segment(elapsed, plain), Segment("   ETA ", dim),
-                   Segment(eta if status != "paused" else "paused", plain), Segment("   ", plain),
-                   Segment(rate, base + _style("cyan")), Segment("   ", plain), Segment(metrics, plain)]
+        # Under 100 columns the words shrink so the metrics (accuracy included) still fit on the line.
+        narrow = width < NARROW_WIDTH
+        gap = "  " if narrow else "   "
+        if narrow:
+            rate = rate.replace(" steps/s", "/s")
+        details = [Segment("ep " if narrow else "epoch ", dim), Segment(f"{epoch:.2f}", plain),
+                   Segment(gap if narrow else "   elapsed ", dim), Segment(elapsed, plain),
+                   Segment(f"{gap}ETA ", dim), Segment(eta if status != "paused" else "paused", plain),
+                   Segment(gap, plain), Segment(rate, base + _style("cyan")), Segment(gap, plain),
+                   Segment(metrics, plain)]
         top, details = [s for s in top if s.text], [s for s in details if s.text]
         return [Strip(top).crop_extend(0, width, base), _ellipsis(Strip(details), width, base)]
 
