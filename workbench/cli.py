@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError
+from workbench.status import RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-STATUS_EXIT = {"completed": EXIT_OK, "stopped": EXIT_OK, "failed": EXIT_FAILED, "diverged": EXIT_DIVERGED,
+STATUS_EXIT: dict[RunStatus, int] = {"completed": EXIT_OK, "stopped": EXIT_OK, "failed": EXIT_FAILED, "diverged": EXIT_DIVERGED,
                "interrupted": EXIT_INTERRUPTED, "invalid": EXIT_USAGE}
 
 
@@ -216,7 +217,7 @@ def _load(args):
 
 # -- train -----------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from workbench.presets import preset_from_dict
+    from workbench.presets import preset_of
 
     if args.resume and (args.preset or args.overrides):
         raise UsageError("workbench train: --resume takes no preset and no --set (the run's own config is used)")
@@ -243,7 +244,7 @@ def cmd_train(args) -> int:
             raise ConfigError(f"--resume {args.resume}: no such run in {store.path}")
         if run["status"] == "running":
             raise ConfigError(f"--resume {args.resume}: the run is still running (pid {run['pid']})")
-        preset = preset_from_dict(run["config"])
+        preset = preset_of(run)
     else:
         preset = _load(args)
         from workbench.builders import check_preset
@@ -642,13 +643,17 @@ def cmd_control(args) -> int:
 
 
 def cmd_tui(args) -> int:
+    from workbench.presets import DEFAULT_PRESET
     from workbench.tui.app import run_tui
 
+    if getattr(args, "data", None) or getattr(args, "label", None):  # here, so the TUI never imports the CLI
+        args.overrides = list(getattr(args, "overrides", None) or [])
+        apply_data_flags(args, args.preset or DEFAULT_PRESET)
     return run_tui(args)
 
 
 def cmd_attach(args) -> int:
-    from workbench.tui.attached import run_attach
+    from workbench.tui.app import run_attach
 
     return run_attach(args)
 

@@ -147,6 +147,11 @@ def preset_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -
     return validate_preset(apply_overrides(data, overrides or []))
 
 
+def preset_of(run: dict[str, Any]) -> Preset:
+    """The preset a stored run (a `RunStore.get_run` row) was trained with: its recorded config."""
+    return preset_from_dict(run["config"])
+
+
 def preset_to_toml(preset: Preset) -> str:
     """Serialise a preset as TOML that `workbench train` accepts unchanged (None fields are left out)."""
     return tomli_w.dumps(preset.model_dump(mode="json", exclude_none=True))

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from workbench.errors import StoreError
+from workbench.status import RECORDED_ENDINGS, RunStatus
 
 DB_NAME = "workbench.db"
 ENV_RUNS_DIR = "WORKBENCH_RUNS_DIR"
 # A running run whose heartbeat is older than this (and whose process we can't see) is interrupted.
 STALE_AFTER_S = 30.0
-FINAL_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted")
 # Steps per summary bucket: the fine level is built from metric rows, the coarse one from fine buckets.
 BUCKET_WIDTHS = (64, 4096)
 
@@ -236,13 +236,14 @@ class RunStore:
     def finish_run(
         self,
         run_id: str,
-        status: str,
+        status: RunStatus,
         steps: int,
         reason: str | None = None,
         traceback: str | None = None,
         stats: dict[str, Any] | None = None,
     ) -> None:
-        assert status in FINAL_STATUSES, status
+        if status not in RECORDED_ENDINGS:
+            raise ValueError(f"{status!r} is not how a stored run can end (one of {', '.join(RECORDED_ENDINGS)})")
         self._write(
             "UPDATE runs SET status=?, steps=?, ended_at=?, heartbeat=?, reason=?, traceback=?,"
             " stats=COALESCE(?, stats) WHERE run_id=?",

@@ -25,13 +25,20 @@ async def open_configure(pilot, name: str):
 
     screen = pilot.app.screen
     names = [entry["name"] for entry in screen.catalog]
-    row = names.index(name)
-    for _ in range(row - screen.query_one("DataTable").cursor_row):
-        await pilot.press("down")
+    moves = names.index(name) - screen.query_one("DataTable").cursor_row
+    for _ in range(abs(moves)):
+        await pilot.press("down" if moves > 0 else "up")
     await pilot.press("enter")
-    await pilot_wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigureScreen), what="the form")
-    await pilot.pause()
+    await pilot_wait_for(pilot, lambda: form_ready(pilot.app.screen), what="the form")
     return pilot.app.screen
+
+
+def form_ready(screen) -> bool:
+    """The form is shown and its first field has the focus: keys typed now reach it (ctrl+t included)."""
+    from workbench.tui.screens.configure import ConfigureScreen
+
+    return (isinstance(screen, ConfigureScreen) and screen.is_mounted and screen.focused is not None
+            and screen.focused.has_class("field-control"))
 
 
 def train_runs(runs_dir, lrs=(0.003, 0.03), steps=60):

@@ -54,7 +54,7 @@ async def test_invalid_values_are_flagged_inline_and_start_is_refused(make_app):
         form = await open_configure(pilot, "mlp-quadrants")
         for _ in range(3):  # preset -> model -> data -> optimizer, as a user tabs through sections
             await pilot.press("ctrl+t")
-        await pilot.pause()
+        await wait_for(pilot, lambda: form.query("#f-optim--lr"), what="the optimizer section")  # mounted on show
         await clear_and_type(pilot, "#f-optim--lr", "-1")
         await pilot.pause()
         error = form.query_one("#err-f-optim--lr")

@@ -1,6 +1,8 @@
 """The Workbench TUI: preset picker -> form -> live dashboard, on top of the background-thread trainer.
 
-`run_tui(args)` is what `workbench` and `workbench tui` call. The import path stays free of torch and
+`run_tui(args)` is what `workbench` and `workbench tui` call, `run_attach(args)` is `workbench attach`.
+Screens ask for runs and for screens that outlive them with the messages of `workbench.tui.messages`;
+this app handles them (it owns the active run, the queue and the screen stack). The import path stays free of torch and
 transformers, and the dashboard (plotext) is imported when first shown, so the first frame comes fast;
 torch is imported on a worker thread when a run starts.
 Every screen's key bindings are also commands in the palette (ctrl+p).
@@ -17,10 +19,12 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import get_current_worker
 
 from workbench.config import Preset
 from workbench.errors import ConfigError
-from workbench.tui.messages import StartRun
+from workbench.tui.messages import (AttachRun, CompareRuns, ConfigurePreset, QueuedRunEnded, ResumeRun, ShowRuns,
+                                    StartDetachedRun, StartQueue, StartRun)
 from workbench.tui.screens.modals import ConfirmScreen
 from workbench.tui.screens.presets import PresetsScreen
 from workbench.tui.signals import EXIT_INTERRUPTED, SignalGuard
@@ -73,9 +77,7 @@ class WorkbenchApp(App):
         if self.initial_preset is not None and self.start_immediately:
             self.start_run(self.initial_preset)
         elif self.initial_preset is not None:
-            from workbench.tui.screens.configure import ConfigureScreen
-
-            self.push_screen(ConfigureScreen(self.initial_base, self.initial_preset))
+            self.configure(self.initial_base, self.initial_preset)
         if self.attach_run_id is not None:
             self.attach_run(self.attach_run_id)
 
@@ -86,9 +88,66 @@ class WorkbenchApp(App):
     def has_active_run(self) -> bool:
         return self.dashboard is not None and self.dashboard.session.active
 
+    # -- what screens ask for (workbench.tui.messages) ------------------------------------------------
     @on(StartRun)
     def _start_requested(self, message: StartRun) -> None:
+        if message.replacing is not None and self.screen is message.replacing and not self.has_active_run():
+            self.pop_screen()  # a new run of an ended run's preset takes its dashboard's place
         self.start_run(message.preset)
+
+    @on(StartDetachedRun)
+    def _detached_requested(self, message: StartDetachedRun) -> None:
+        self.start_detached(message.preset)
+
+    @on(StartQueue)
+    def _queue_requested(self, message: StartQueue) -> None:
+        self.start_queue(message.runs)
+
+    @on(AttachRun)
+    def _attach_requested(self, message: AttachRun) -> None:
+        self.attach_run(message.run_id)
+
+    @on(ResumeRun)
+    def _resume_requested(self, message: ResumeRun) -> None:
+        self.resume_run(message.run_id)
+
+    @on(QueuedRunEnded)
+    def _queued_run_ended(self, message: QueuedRunEnded) -> None:
+        self.queue_run_ended(message)
+
+    @on(ConfigurePreset)
+    def _configure_requested(self, message: ConfigurePreset) -> None:
+        self.configure(message.preset)
+
+    @on(ShowRuns)
+    def _runs_requested(self, message: ShowRuns) -> None:
+        from workbench.tui.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen(self.runs_dir))
+
+    @on(CompareRuns)
+    def _compare_requested(self, message: CompareRuns) -> None:
+        from workbench.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(message.run_ids, self.runs_dir))
+
+    def configure(self, base: Preset, preset: Preset | None = None) -> None:
+        """Open the form on `preset` (its reset goes back to `base`)."""
+        from workbench.tui.screens.configure import ConfigureScreen
+
+        self.push_screen(ConfigureScreen(base, preset))
+
+    def _new_dashboard(self, preset: Preset, **kwargs) -> DashboardScreen:
+        # Imported here: the charts pull in plotext, which the first frame does not need.
+        from workbench.tui.screens.dashboard import DashboardScreen
+
+        return DashboardScreen(preset, self.runs_dir, self.fps, compact=self.compact, **kwargs)
+
+    def _stop_counting(self) -> None:
+        """A run is starting: the presets screen's parameter count would compete with it for the CPU."""
+        for screen in self.screen_stack:
+            if isinstance(screen, PresetsScreen):
+                screen.stop_counting()
 
     def start_run(self, preset: Preset) -> DashboardScreen | None:
         """Open a dashboard and start training `preset` (one run at a time)."""
@@ -97,14 +156,8 @@ class WorkbenchApp(App):
         if self.has_active_run():
             self.notify("A run is already active: stop it first.", severity="error")
             return None
-        # Imported here: the charts pull in plotext, which the first frame does not need.
-        from workbench.tui.screens.dashboard import DashboardScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, PresetsScreen):
-                screen.stop_counting()
-
-        self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps)
+        self._stop_counting()
+        self.dashboard = self._new_dashboard(preset)
         self.push_screen(self.dashboard)
         return self.dashboard
 
@@ -136,46 +189,46 @@ class WorkbenchApp(App):
         try:
             check_runs(runs)
         except ConfigError as error:
-            self.call_from_thread(self._queue_refused, queue, str(error))
+            if not get_current_worker().is_cancelled:
+                self.call_from_thread(self._queue_refused, queue, str(error))
             return
-        self.call_from_thread(self._start_queued, queue)
+        if not get_current_worker().is_cancelled:  # the app is closing: start nothing
+            self.call_from_thread(self._start_queued, queue)
 
     def _queue_refused(self, queue: RunQueue, reason: str) -> None:
         queue.done = True
         self.notify(reason, title="queue refused: nothing ran", severity="error", timeout=10)
 
-    def _start_queued(self, queue: RunQueue, replacing: DashboardScreen | None = None) -> None:
-        from workbench.tui.screens.dashboard import DashboardScreen
-
+    def _start_queued(self, queue: RunQueue, replacing: Screen | None = None) -> None:
         if self._quitting or queue.done:
             return
-        for screen in self.screen_stack:
-            if isinstance(screen, PresetsScreen):
-                screen.stop_counting()
-        self.dashboard = DashboardScreen(queue.current.preset, self.runs_dir, self.fps, queue=queue)
+        self._stop_counting()
+        self.dashboard = self._new_dashboard(queue.current.preset, queue=queue)
         if replacing is not None and self.screen is replacing:
             self.switch_screen(self.dashboard)
         else:
             self.push_screen(self.dashboard)
 
-    def queue_run_ended(self, dashboard: DashboardScreen) -> None:
+    def queue_run_ended(self, ended: QueuedRunEnded) -> None:
         """A queued run ended (completed, stopped, failed or diverged): start the next, or compare the set."""
-        queue = dashboard.queue
-        if queue is None or queue.done or self._quitting:
+        queue = ended.queue
+        if queue.done or self._quitting:
             return
-        state = dashboard.session.state
-        following = queue.finished(dashboard.session.run_id or state.run_id, state.status)
+        following = queue.finished(ended.run_id, ended.status)
         # Not at once: a run refused at set-up ends before its dashboard has finished mounting.
-        self.set_timer(QUEUE_PAUSE_S, partial(self._advance_when_shown, dashboard, queue, following is not None))
+        self.set_timer(QUEUE_PAUSE_S, partial(self._advance_when_shown, ended.dashboard, queue, following is not None))
 
-    def _advance_when_shown(self, dashboard: DashboardScreen, queue: RunQueue, more: bool) -> None:
+    def _advance_when_shown(self, dashboard: Screen, queue: RunQueue, more: bool) -> None:
+        from workbench.tui.screens.dashboard import DashboardScreen
+
         # A dialog may be open on the dashboard: replace the dashboard once it is the screen shown again.
         if self._quitting:
             return
         if self.screen is not dashboard:
             self.set_timer(0.2, partial(self._advance_when_shown, dashboard, queue, more))
             return
-        dashboard.leave()
+        if isinstance(dashboard, DashboardScreen):
+            dashboard.leave()
         if more:
             self._start_queued(queue, replacing=dashboard)
             return
@@ -192,53 +245,52 @@ class WorkbenchApp(App):
 
     def start_detached(self, preset: Preset) -> None:
         """Train `preset` in its own process (`workbench train --detach`) and attach a dashboard to it."""
-        import threading
-
-        def launch() -> None:  # a plain thread: a subprocess, no torch in this process
-            import json
-            import subprocess
-            import sys
-            import time
-
-            from workbench.presets import preset_to_toml
-            from workbench.store import default_runs_dir
-
-            runs_dir = Path(self.runs_dir or default_runs_dir()).resolve()
-            folder = runs_dir / "detached-presets"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{preset.name}-{time.strftime('%Y%m%d-%H%M%S')}.toml"
-            path.write_text(preset_to_toml(preset), encoding="utf-8")
-            done = subprocess.run([sys.executable, "-m", "workbench", "train", str(path), "--detach", "--json",
-                                   "--runs-dir", str(runs_dir)], capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                reason = (done.stderr.strip().splitlines() or ["detached run failed to start"])[-1]
-                self.call_from_thread(self.notify, reason, title="run detached", severity="error")
-                return
-            run_id = json.loads(done.stdout)["run_id"]
-            self.call_from_thread(self.notify, f"{run_id} runs in the background; leaving never stops it",
-                                  title="run detached")
-            self.call_from_thread(self.attach_run, run_id)
-
         self.notify("Starting a detached run…", title="run detached")
-        threading.Thread(target=launch, name="workbench-detach", daemon=True).start()
+        # A thread worker: starting the process blocks (it returns once the run is recorded), no torch here.
+        self.run_worker(partial(self._launch_detached, preset), thread=True, exit_on_error=False,
+                        group="detach", name="detach")
+
+    def _launch_detached(self, preset: Preset) -> None:
+        import json
+        import subprocess
+        import time
+
+        from workbench.presets import preset_to_toml
+        from workbench.store import default_runs_dir
+
+        runs_dir = Path(self.runs_dir or default_runs_dir()).resolve()
+        folder = runs_dir / "detached-presets"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{preset.name}-{time.strftime('%Y%m%d-%H%M%S')}.toml"
+        path.write_text(preset_to_toml(preset), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "workbench", "train", str(path), "--detach", "--json",
+                               "--runs-dir", str(runs_dir)], capture_output=True, text=True, timeout=600)
+        if get_current_worker().is_cancelled:  # the app is closing; the run (if it started) goes on alone
+            return
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["detached run failed to start"])[-1]
+            self.call_from_thread(self.notify, reason, title="run detached", severity="error")
+            return
+        run_id = json.loads(done.stdout)["run_id"]
+        self.call_from_thread(self.notify, f"{run_id} runs in the background; leaving never stops it",
+                              title="run detached")
+        self.call_from_thread(self.attach_run, run_id)
 
     def attach_run(self, run_id: str) -> None:
         """Show a stored run (another process's, or a finished one) on a dashboard; leaving never stops it."""
         from workbench.tui.attached import AttachedSession
-        from workbench.tui.screens.dashboard import DashboardScreen
 
         try:
             session = AttachedSession.open(self.runs_dir, run_id)
         except (ConfigError, OSError) as error:
             self.notify(str(error), title="attach", severity="error")
             return
-        self.push_screen(DashboardScreen(session.preset, self.runs_dir, self.fps, session=session, autostart=False))
+        self.push_screen(self._new_dashboard(session.preset, session=session, autostart=False))
 
     def resume_run(self, run_id: str) -> DashboardScreen | None:
         """Continue an interrupted run in this process, on a dashboard (as `workbench train --resume`)."""
+        from workbench.presets import preset_of
         from workbench.store import RunStore, default_runs_dir
-        from workbench.tui.attached import preset_of
-        from workbench.tui.screens.dashboard import DashboardScreen
         from workbench.tui.session import RunSession
 
         if self.has_active_run():
@@ -256,22 +308,18 @@ class WorkbenchApp(App):
         if preset is None:
             self.notify(f"run {run_id!r}: not found", title="resume", severity="error")
             return None
-        self.dashboard = DashboardScreen(preset, self.runs_dir, self.fps,
-                                         session=RunSession(preset, self.runs_dir, resume_run_id=run_id))
+        self.dashboard = self._new_dashboard(preset, session=RunSession(preset, self.runs_dir, resume_run_id=run_id))
         self.push_screen(self.dashboard)
         return self.dashboard
 
-    def restart_run(self, old: DashboardScreen, preset: Preset) -> None:
-        """A new run of the same preset replaces an ended run's dashboard."""
-        if self.screen is old:
-            self.pop_screen()
-        self.start_run(preset)
-
     def stop_runs(self, status: str = "interrupted", timeout: float = STOP_WAIT_S) -> None:
         """Ask an active run to checkpoint and stop, and wait for it (used after the app has exited)."""
-        if self.dashboard is None or self.dashboard.session.trainer is None:
+        from workbench.tui.session import RunSession
+
+        session = self.dashboard.session if self.dashboard is not None else None
+        if not isinstance(session, RunSession) or session.trainer is None:
             return
-        trainer = self.dashboard.session.trainer
+        trainer = session.trainer
         if trainer.result is None:
             trainer.stop(status, "the TUI exited while the run was active")
         if trainer.thread is not None:
@@ -283,8 +331,10 @@ class WorkbenchApp(App):
         self._quitting = True  # nothing new starts: a queue's next run, a restart
         if self.queue is not None:
             self.queue.cancel()
+        from workbench.tui.session import RunSession
+
         session = self.dashboard.session if self.dashboard is not None else None
-        if session is not None and hasattr(session, "interrupt"):  # attached runs belong to other processes
+        if isinstance(session, RunSession):  # attached runs belong to other processes
             session.interrupt(reason, timeout)
 
     # -- quitting ---------------------------------------------------------------------------------------
@@ -366,11 +416,6 @@ def run_tui(args) -> int:
     fps = (1.0 if low_bandwidth else DEFAULT_FPS) if getattr(args, "fps", None) is None else args.fps
     if not (0.5 <= fps <= 30):
         raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
-    if getattr(args, "data", None) or getattr(args, "label", None):
-        from workbench.cli import apply_data_flags
-
-        args.overrides = list(getattr(args, "overrides", None) or [])
-        apply_data_flags(args, args.preset or DEFAULT_PRESET)
     overrides = list(getattr(args, "overrides", None) or [])
     preset = base = None
     if args.preset or args.start or overrides:
@@ -390,3 +435,24 @@ def run_tui(args) -> int:
             app.stop_runs()
         guard.restore()
     return EXIT_INTERRUPTED if guard.received else 0
+
+
+def run_attach(args) -> int:
+    """`workbench attach RUN_ID [--runs-dir DIR] [--fps F]`: the dashboard of a stored run."""
+    from workbench.store import DB_NAME, RunStore, default_runs_dir
+
+    fps = DEFAULT_FPS if getattr(args, "fps", None) is None else args.fps
+    if not (0.5 <= fps <= 30):
+        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+    runs_dir = Path(args.runs_dir or default_runs_dir())
+    if not (runs_dir / DB_NAME).exists():
+        raise ConfigError(f"--runs-dir: no run store in {str(runs_dir)!r}")
+    probe = RunStore(runs_dir, create=False)
+    try:
+        if probe.get_run(args.run_id) is None:
+            raise ConfigError(f"run {args.run_id!r}: not found in {probe.path}")
+    finally:
+        probe.close()
+    app = WorkbenchApp(runs_dir=runs_dir, fps=fps, attach=args.run_id, count_params=False)
+    app.run()  # an attached run is never stopped on quit: nothing to join
+    return 0

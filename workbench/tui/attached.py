@@ -1,28 +1,22 @@
 """A dashboard session over a run this process does not train: one in another process, or a finished one.
 
-`AttachedSession` has RunSession's interface (poll/active/launched/run_id/toggle_pause/stop/checkpoint/
-set_lr/close), but reads the run through the store (`StoreFollower`) and steers it through the store's
-control table (`StoreControl`), so `DashboardScreen` shows it unchanged. Leaving the dashboard or quitting
-the app never stops an attached run: only an explicit stop (x) does. `run_attach` is `workbench attach`.
+`AttachedSession` meets the `workbench.tui.session.Session` protocol, but reads the run through the store
+(`StoreFollower`) and steers it through the store's control table (`StoreControl`), so `DashboardScreen`
+shows it unchanged. Leaving the dashboard or quitting the app never stops an attached run: only an
+explicit stop (x) does.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from workbench.config import Preset
 from workbench.errors import ConfigError
 from workbench.follow import StoreControl, StoreFollower
-from workbench.store import DB_NAME, RunStore
+from workbench.presets import preset_of
+from workbench.store import RunStore
 from workbench.tui.state import Changes, RunState
-
-
-def preset_of(run: dict[str, Any]) -> Preset:
-    """The preset a stored run was trained with (its recorded config)."""
-    from workbench.presets import preset_from_dict
-
-    return preset_from_dict(run["config"])
 
 
 class AttachedSession:
@@ -60,7 +54,7 @@ class AttachedSession:
             store.close()
             raise
 
-    # -- RunSession's interface --------------------------------------------------------------------
+    # -- the Session protocol ------------------------------------------------------------------------
     @property
     def launched(self) -> bool:
         return True
@@ -74,7 +68,10 @@ class AttachedSession:
     def run_id(self) -> str:
         return self._run_id
 
-    def launch(self, build=None) -> None:
+    def launch(self, build: Callable[[Any, list], Any] | None = None) -> None:
+        raise RuntimeError("an attached run is trained by another process")
+
+    def prepare_relaunch(self) -> None:
         raise RuntimeError("an attached run is trained by another process")
 
     def poll(self) -> Changes:
@@ -120,28 +117,10 @@ class AttachedSession:
     def set_lr(self, lr: float) -> bool:
         return self.active and self.control.set_lr(lr)
 
+    def profile(self, steps: int) -> bool:
+        return False  # the profiler runs inside the training process; the control table has no such command
+
     def current_lr(self) -> float | None:
         value = self.state.latest("lr")
         return value if value is not None else self.preset.optim.lr
 
-
-def run_attach(args) -> int:
-    """`workbench attach RUN_ID [--runs-dir DIR] [--fps F]`: the dashboard of a stored run."""
-    from workbench.store import default_runs_dir
-    from workbench.tui.app import DEFAULT_FPS, WorkbenchApp
-
-    fps = DEFAULT_FPS if getattr(args, "fps", None) is None else args.fps
-    if not (0.5 <= fps <= 30):
-        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
-    runs_dir = Path(args.runs_dir or default_runs_dir())
-    if not (runs_dir / DB_NAME).exists():
-        raise ConfigError(f"--runs-dir: no run store in {str(runs_dir)!r}")
-    probe = RunStore(runs_dir, create=False)
-    try:
-        if probe.get_run(args.run_id) is None:
-            raise ConfigError(f"run {args.run_id!r}: not found in {probe.path}")
-    finally:
-        probe.close()
-    app = WorkbenchApp(runs_dir=runs_dir, fps=fps, attach=args.run_id, count_params=False)
-    app.run()  # an attached run is never stopped on quit: nothing to join
-    return 0

@@ -1,4 +1,8 @@
-"""One training run driven from the TUI: the trainer on its own thread, its buffer, and the run's state.
+"""What a dashboard shows and steers (`Session`), and the run this process trains (`RunSession`).
+
+`Session` is the protocol both kinds of run meet: `RunSession` (the trainer on its own thread, its
+buffer, and the run's state) and `workbench.tui.attached.AttachedSession` (a run another process trains,
+or an ended one, read through the store). The dashboard only uses this protocol.
 
 The UI thread only constructs this object, drains the buffer (`poll`) and queues control commands.
 `launch()` imports torch and builds the `Trainer`; call it from a thread worker so the first frame never
@@ -11,15 +15,64 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from workbench.config import Preset
 from workbench.training.telemetry import TelemetryBuffer
 from workbench.tui.state import Changes, RunState
 
 
+@runtime_checkable
+class Session(Protocol):
+    """One run on a dashboard: its state, a poll that drains what is new, and the run's controls.
+
+    The controls return whether the request was sent (False when the run is not active)."""
+
+    preset: Preset
+    state: RunState
+    attached: bool  # True: another process's run (or an ended one): leaving or quitting never stops it
+
+    @property
+    def launched(self) -> bool: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    def launch(self, build: Callable[[Any, list], Any] | None = None) -> None:
+        """Start the run (blocking: from a worker thread); an attached session refuses."""
+
+    def prepare_relaunch(self) -> None:
+        """Reset for continuing the same ended run with a new trainer (a rollback)."""
+
+    def poll(self) -> Changes:
+        """Fold what the run produced since the last poll into `state`; say what changed."""
+
+    def close(self) -> None:
+        """The run has ended: release what only a live run needs."""
+
+    def release(self) -> None:
+        """The dashboard is closed: stop reading."""
+
+    def toggle_pause(self) -> bool | None: ...
+
+    def stop(self) -> bool: ...
+
+    def checkpoint(self) -> bool: ...
+
+    def set_lr(self, lr: float) -> bool: ...
+
+    def profile(self, steps: int) -> bool: ...
+
+    def current_lr(self) -> float | None: ...
+
+
 class RunSession:
     """Owns one run: launch it, poll its telemetry, steer it, and know when it has ended."""
+
+    attached = False
 
     def __init__(self, preset: Preset, runs_dir: Path | None = None, resume_run_id: str | None = None):
         self.preset = preset
@@ -105,6 +158,9 @@ class RunSession:
         if self.store is not None:
             self.store.close()
 
+    def release(self) -> None:
+        """Nothing to do: the store closes when the run ends (`close`), and leaving never outlives the run."""
+
     # -- control (thread-safe: the trainer picks commands up between steps) -------------------------
     def toggle_pause(self) -> bool | None:
         """Pause or resume; returns the state asked for (True = paused), or None if there is no run."""
@@ -147,6 +203,13 @@ class RunSession:
         if self.trainer is None or not self.active:
             return False
         self.trainer.set_lr(lr)
+        return True
+
+    def profile(self, steps: int) -> bool:
+        """Profile the next `steps` steps with torch.profiler (on the trainer thread)."""
+        if self.trainer is None or not self.active:
+            return False
+        self.trainer.profile(steps)
         return True
 
     def current_lr(self) -> float | None:

@@ -12,9 +12,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from workbench.status import ENDED, RunStatus
 from workbench.tui.series import DEFAULT_CAPACITY, Series
 
-FINAL_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted", "invalid")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 RATE_WINDOW_S = 30.0
 LOG_LINES = 1000
@@ -54,7 +54,7 @@ class RunState:
         self.ended_monotonic: float | None = None
         self.step = 0
         self.epoch = 0.0
-        self.status = "starting"
+        self.status: RunStatus = "starting"
         self.paused = False
         self.reason: str | None = None
         self.traceback: str | None = None
@@ -155,7 +155,7 @@ class RunState:
         else:
             changes.logs.append((event.step, kind, event.text))
 
-    def finish(self, status: str, reason: str | None = None, trace: str | None = None,
+    def finish(self, status: RunStatus, reason: str | None = None, trace: str | None = None,
                step: int | None = None, errors: list[str] | None = None) -> None:
         """Mark the run ended (from its final status event, or when set-up was refused)."""
         self.status = status
@@ -180,7 +180,7 @@ class RunState:
     # -- reading ----------------------------------------------------------------------------------
     @property
     def ended(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in ENDED
 
     def latest(self, name: str) -> float | None:
         series = self.series.get(name)

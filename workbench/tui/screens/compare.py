@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from workbench.numbers import format_number
 from workbench.tui.compare_data import CHARTS, X_AXES, RunCurves, load_curves, summarize
@@ -175,7 +176,8 @@ class CompareScreen(Screen):
             summary = summarize(store, self.run_ids, baseline, target)
         finally:
             store.close()
-        self.app.call_from_thread(self._loaded, curves, summary, x_axis)
+        if not get_current_worker().is_cancelled:  # a newer load (new axis, baseline, target) superseded this one
+            self.app.call_from_thread(self._loaded, curves, summary, x_axis)
 
     def _loaded(self, curves: list[RunCurves], summary: dict[str, Any], x_axis: str) -> None:
         self.curves, self.summary = curves, summary

@@ -30,7 +30,7 @@ from workbench.config import Preset
 from workbench.presets import save_preset, user_presets_dir
 from workbench.tui.form import (SECTION_TITLES, FieldSpec, FormResult, form_diff, form_fields, get_path,
                                 parse_text, to_text, validate_form)
-from workbench.tui.messages import StartRun
+from workbench.tui.messages import StartDetachedRun, StartQueue, StartRun
 from workbench.tui.screens.modals import ConfirmScreen, PromptScreen
 from workbench.tui.screens.help import FORM_HELP_BINDINGS
 from workbench.tui.widgets.data_source import DataSourcePanel
@@ -137,6 +137,8 @@ class ConfigureScreen(Screen):
             self.call_after_refresh(self._focus_first, section)
 
     def _focus_first(self, section: str) -> None:
+        if self.query_one(TabbedContent).active != f"section-{section}":
+            return  # the user moved on (ctrl+t typed fast): focusing here would switch the tab back
         first = next((self._controls[s.path] for s in self.specs if s.section == section), None)
         if first is not None:
             first.focus()
@@ -317,7 +319,7 @@ class ConfigureScreen(Screen):
         if self._refuse("start"):
             return
         if self.query_one("#run-detached", Switch).value:
-            self.app.start_detached(self.result.preset)
+            self.post_message(StartDetachedRun(self.result.preset))
         else:
             self.post_message(StartRun(self.result.preset))
 
@@ -394,7 +396,7 @@ class ConfigureScreen(Screen):
 
         def chosen(runs: Any) -> None:
             if runs:
-                self.app.start_queue(runs)
+                self.post_message(StartQueue(runs))
 
         self.app.push_screen(PromptScreen(
             "Sweep: one run per value", "", check,

@@ -25,9 +25,10 @@ from textual.worker import Worker, WorkerState
 
 from workbench.config import OptimConfig, Preset
 from workbench.presets import parse_value
+from workbench.tui.messages import QueuedRunEnded, StartRun
 from workbench.tui.screens.help import HELP_BINDINGS
 from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen, PromptScreen
-from workbench.tui.session import RunSession
+from workbench.tui.session import RunSession, Session
 from workbench.tui.state import Changes
 from workbench.tui.widgets.charts import (SMOOTHING_STEPS, ZOOM_STEPS, ChartOptions, Line, MetricChart,
                                           RedrawScheduler)
@@ -95,21 +96,17 @@ class DashboardScreen(Screen):
     ]
     KEYS = "dashboard"  # its table in workbench.tui.keys (the help screen)
 
-    def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: RunSession | None = None,
-                 autostart: bool = True, queue: Any = None):
+    def __init__(self, preset: Preset, runs_dir=None, fps: float = 4.0, session: Session | None = None,
+                 autostart: bool = True, queue: Any = None, compact: bool = False):
         super().__init__()
         self.queue = queue  # a workbench.tui.queue.RunQueue when this run is one of a set
         self.queued = queue.current if queue is not None else None
         self._queue_reported = False
         self.leaving = False  # replaced by the next queued run: no more updates
-        try:
-            compact = bool(getattr(self.app, "compact", False))
-        except Exception:  # constructed outside a running app
-            compact = False
         if compact:  # low-bandwidth mode: the two-chart layout at any terminal width
             self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow")]
         self.preset = preset
-        self.session = session or RunSession(preset, runs_dir)
+        self.session: Session = session or RunSession(preset, runs_dir)
         self.runs_dir = runs_dir
         self.fps = fps
         self.autostart = autostart
@@ -295,7 +292,7 @@ class DashboardScreen(Screen):
         self.session.close()
         if self.queue is not None and not self._queue_reported:  # the next queued run starts (or the compare view)
             self._queue_reported = True
-            self.app.queue_run_ended(self)
+            self.post_message(QueuedRunEnded(self, self.queue, self.session.run_id or state.run_id, state.status))
         label = status_label(state)
         if state.status in ("failed", "invalid"):
             self.error.show_error(state.status, state.reason, state.traceback, state.errors,
@@ -379,7 +376,7 @@ class DashboardScreen(Screen):
             return self.session.state.ended and self.queue is None
         if action == "recover":  # only offered when a run diverged (and this process trained it, not in a queue)
             return (self.session.state.status == "diverged" and not self.session.active and self.queue is None
-                    and not getattr(self.session, "attached", False))
+                    and not self.session.attached)
         return True
 
     def action_toggle_pause(self) -> None:
@@ -442,13 +439,12 @@ class DashboardScreen(Screen):
     def action_profile(self) -> None:
         """Profile the next steps with torch.profiler (on the trainer thread); show the last report if done."""
         state = self.session.state
-        if self.session.launched and self.session.active and not state.paused:
-            self.session.trainer.profile(self.PROFILE_STEPS)
+        if not state.paused and self.session.profile(self.PROFILE_STEPS):
             self.log_pane.add(state.step, "ui", f"profiling the next {self.PROFILE_STEPS} steps…")
         elif state.profile_report:
             self._show_profile()
         else:
-            self.notify("Profiling needs a running run (not paused).", title="profile")
+            self.notify("Profiling needs a run trained here, running (not paused).", title="profile")
 
     def _show_profile(self) -> None:
         from workbench.tui.screens.modals import ReportScreen
@@ -514,11 +510,10 @@ class DashboardScreen(Screen):
 
     def action_new_run(self) -> None:
         if self.session.state.ended:
-            self.app.restart_run(self, self.preset)
+            self.post_message(StartRun(self.preset, replacing=self))
 
     def action_back(self) -> None:
-        attached = getattr(self.session, "attached", False)  # another process's run: leaving never stops it
-        if self.session.active and not attached:
+        if self.session.active and not self.session.attached:  # another process's run: leaving never stops it
             self.notify("A run is active: stop it first (x), or quit (q).", severity="warning")
             return
         self.app.pop_screen()
@@ -530,8 +525,7 @@ class DashboardScreen(Screen):
         self.timer.stop()
 
     def on_unmount(self) -> None:
-        if getattr(self.session, "attached", False):
-            self.session.release()
+        self.session.release()
 
     def chart(self, name: str) -> MetricChart:
         return self.query_one(f"#chart-{name}", MetricChart)

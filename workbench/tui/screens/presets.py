@@ -17,11 +17,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from workbench.catalog import preset_catalog
 from workbench.errors import ConfigError
-from workbench.presets import load_preset
-from workbench.tui.messages import StartRun
+from workbench.presets import DEFAULT_PRESET, load_preset
+from workbench.tui.formatting import format_params
+from workbench.tui.messages import ConfigurePreset, ShowRuns, StartQueue, StartRun
 from workbench.tui.screens.help import HELP_BINDINGS
 from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
@@ -29,15 +31,6 @@ from workbench.tui.widgets.header import SafeHeader
 PARAM_COUNT_TIMEOUT_S = 300
 HELP = ("Pick a preset: [b]enter[/b] edits its hyperparameters, [b]s[/b] starts it with its defaults. Your own "
         "presets in ./presets are listed too.")
-
-
-def format_params(count: int | None) -> str:
-    if count is None:
-        return "?"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if count >= size:
-            return f"{count / size:.1f}{unit}"
-    return str(count)
 
 
 class PresetTable(DataTable):
@@ -94,9 +87,12 @@ class PresetsScreen(Screen):
 
     def reload(self) -> None:
         """Read the presets again (a preset saved from the form appears at once)."""
+        first = not self.catalog
         self.catalog = preset_catalog(compute_missing=False)
         table = self.query_one(DataTable)
         current = table.cursor_row
+        if first:  # open on the default preset, the one `workbench train` and `--start` use
+            current = next((i for i, e in enumerate(self.catalog) if e["name"] == DEFAULT_PRESET), 0)
         table.clear()
         self.marked = [name for name in self.marked if any(e["name"] == name for e in self.catalog)]
         for entry in self.catalog:
@@ -108,7 +104,9 @@ class PresetsScreen(Screen):
             table.move_cursor(row=min(current, len(self.catalog) - 1))
             self._show_detail(table.cursor_row)
         missing = any(e.get("params") is None and e.get("valid", True) for e in self.catalog)
-        if missing and self.count_params and not self._counting and not self.app_has_active_run():
+        # The app stops counting (stop_counting) whenever it starts a run; this screen is only shown again
+        # once no run of this process is active, so a count started here never competes with one.
+        if missing and self.count_params and not self._counting:
             self._counting = True
             self.count_missing_params()
 
@@ -169,12 +167,9 @@ class PresetsScreen(Screen):
             except ConfigError as error:
                 self.notify("\n".join(error.problems), title=f"{name}: invalid preset, nothing queued", severity="error")
                 return
-        if self.app.start_queue(runs):
-            self.marked = []
-            self._show_marks()
-
-    def app_has_active_run(self) -> bool:
-        return bool(getattr(self.app, "has_active_run", lambda: False)())
+        self.post_message(StartQueue(runs))
+        self.marked = []  # asked for: a refusal is the app's to explain, and the runs are re-marked in a key
+        self._show_marks()
 
     @work(thread=True, exclusive=True, group="param-count", exit_on_error=False)
     def count_missing_params(self) -> None:
@@ -190,6 +185,8 @@ class PresetsScreen(Screen):
             self.stop_counting()
         finally:
             self._counting = False
+        if get_current_worker().is_cancelled:  # superseded (a newer count) or the screen is gone
+            return
         try:
             self.app.call_from_thread(self._counts_arrived, counts)
         except RuntimeError:  # the app closed while counting
@@ -249,9 +246,7 @@ class PresetsScreen(Screen):
     def action_configure(self) -> None:
         preset = self._load()
         if preset is not None:
-            from workbench.tui.screens.configure import ConfigureScreen
-
-            self.app.push_screen(ConfigureScreen(preset))
+            self.post_message(ConfigurePreset(preset))
 
     def action_start_defaults(self) -> None:
         preset = self._load()
@@ -262,9 +257,7 @@ class PresetsScreen(Screen):
         self.reload()
 
     def action_runs(self) -> None:
-        from workbench.tui.screens.runs import RunsScreen
-
-        self.app.push_screen(RunsScreen(getattr(self.app, "runs_dir", None)))
+        self.post_message(ShowRuns())
 
 
 def _shorten(text: str, width: int) -> str:

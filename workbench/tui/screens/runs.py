@@ -19,9 +19,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
+from workbench.tui.formatting import format_duration, format_params
+from workbench.tui.messages import AttachRun, CompareRuns, ResumeRun
 from workbench.tui.screens.modals import PromptScreen
-from workbench.tui.screens.presets import format_params
 from workbench.tui.screens.help import HELP_BINDINGS
 from workbench.tui.widgets.footer import KeyFooter
 from workbench.tui.widgets.header import SafeHeader
@@ -38,15 +40,6 @@ COLUMNS: list[tuple[str, str]] = [
 SORTABLE = [key for key, _ in COLUMNS if key != "mark"]
 # Left out first when the terminal is narrow (the run id names the preset; `workbench runs --json` has all).
 NARROW_DROP_ORDER = ["params", "peak_memory_mb", "wall_seconds", "final_val", "preset", "findings"]
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def parse_filter(text: str) -> dict[str, list[str]]:
@@ -161,7 +154,8 @@ class RunsScreen(Screen):
                 rows = runs_table(store)
             finally:
                 store.close()
-        self.app.call_from_thread(self._arrived, rows)
+        if not get_current_worker().is_cancelled:  # a newer read superseded this one: its rows win
+            self.app.call_from_thread(self._arrived, rows)
 
     def _arrived(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
@@ -225,7 +219,7 @@ class RunsScreen(Screen):
     def _open(self) -> None:
         run_id = self.current_run_id()
         if run_id is not None:
-            self.app.attach_run(run_id)
+            self.post_message(AttachRun(run_id))
 
     def _columns_for(self, width: int) -> list[str]:
         """The columns that fit `width` (cells sized as the widest run id and values need)."""
@@ -269,9 +263,7 @@ class RunsScreen(Screen):
         if len(ids) < 2:
             self.notify("Mark two or more runs (space) to compare them.", severity="warning")
             return
-        from workbench.tui.screens.compare import CompareScreen
-
-        self.app.push_screen(CompareScreen(ids, self.runs_dir))
+        self.post_message(CompareRuns(ids))
 
     def action_resume(self) -> None:
         row = self.current_row()
@@ -280,7 +272,7 @@ class RunsScreen(Screen):
         if row["status"] != "interrupted":
             self.notify(f"{row['run_id']} is {row['status']}: only interrupted runs resume.", severity="warning")
             return
-        self.app.resume_run(row["run_id"])
+        self.post_message(ResumeRun(row["run_id"]))
 
     def action_sort(self) -> None:
         index = SORTABLE.index(self.sort_key) + 1 if self.sort_key in SORTABLE else 0

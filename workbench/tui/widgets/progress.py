@@ -11,6 +11,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from workbench.numbers import format_number
+from workbench.tui.formatting import format_duration
 from workbench.tui.state import RunState
 
 NARROW_WIDTH = 100
@@ -18,16 +19,6 @@ STATUS_COLOR = {
     "starting": "grey62", "running": "green3", "paused": "yellow", "completed": "green3",
     "stopped": "dodger_blue2", "diverged": "red1", "failed": "red1", "interrupted": "yellow", "invalid": "red1",
 }
-
-
-def format_duration(seconds: float | None) -> str:
-    """0:07, 12:34, 1:02:03 (or '-' when unknown)."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def status_label(state: RunState) -> str:
