@@ -1,4 +1,4 @@
-"""Batch-wise image transforms: the seeds' augmentations (RandomCrop, flip, ColorJitter, RandomRotation)
+"""Batch-wise image transforms: the augmentations (RandomCrop, flip, ColorJitter, RandomRotation)
 applied per sample but computed for a whole batch at once, plus normalisation and resizing.
 
 Random draws come from torch's global generator on the trainer thread, so a resumed run (which

@@ -2,7 +2,7 @@
 
 Each image has a random foreground and background colour, position, size, rotation and pixel
 noise, so a model has to learn shape, not colour or place. Drawn once as uint8 (deterministic in
-the seed); the seeds' augmentations run per batch on the training set only.
+the seed); the augmentations (workbench.data.images) run per batch on the training set only.
 """
 
 from __future__ import annotations

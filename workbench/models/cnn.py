@@ -1,4 +1,4 @@
-"""The seeds' SmallCNN: ConvBlocks (Conv-BN-ReLU), two MaxPools, global average pooling, dropout head."""
+"""SmallCNN, a compact image classifier: Conv-BN-ReLU blocks, two MaxPools, global average pooling, dropout head."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def build_small_cnn(
     kernel_size: int = 3,
     num_classes: int | None = None,
 ) -> SmallCNN:
-    """widths: the five ConvBlock widths (default the seeds' 32, 64, 128, 128, 256), scaled by width_multiplier.
+    """widths: the five ConvBlock widths (default 32, 64, 128, 128, 256), scaled by width_multiplier.
     num_classes fixes the head's width (default: the data's classes)."""
     from workbench.models.mlp import _head_width
 

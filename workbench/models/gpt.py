@@ -1,4 +1,4 @@
-"""The seeds' GPT (nanoGPT-style): token + learned position embeddings, pre-LN blocks with causal
+"""A GPT (nanoGPT-style, decoder-only): token + learned position embeddings, pre-LN blocks with causal
 multi-head attention (one fused qkv projection, F.scaled_dot_product_attention), a final LayerNorm and a
 head tied to the token embedding; normal(0, 0.02) init; sampling with temperature and top-k.
 

@@ -1,4 +1,4 @@
-"""The seeds' MLP: Linear -> [Norm] -> activation -> Dropout, repeated, then a Linear head."""
+"""An MLP: Linear -> [Norm] -> activation -> Dropout, repeated, then a Linear head."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seeds' recurrent models: an explicit-loop VanillaRNN, stacked (bi)LSTM/GRU classifiers, an LSTM forecaster.
+"""Recurrent models: an explicit-loop VanillaRNN, stacked (bi)LSTM/GRU classifiers, an LSTM forecaster.
 
 Token inputs (data with a vocab_size) go through an Embedding; padding (pad_id) is skipped: the
 VanillaRNN freezes its state on padded steps, the LSTM/GRU pack the batch with pack_padded_sequence.

@@ -3,7 +3,7 @@
 - strategy = "head": freeze the backbone (its BatchNorm layers stay in eval mode, so their running
   statistics don't drift either) and train only the head Linear(512, 256) -> ReLU -> Dropout -> Linear.
 - strategy = "finetune": train the backbone too (all of it, or only the `unfreeze` stages), with
-  per-group learning rates from the preset: the seeds' recipe is unfreeze = ["layer3", "layer4"] and
+  per-group learning rates from the preset: the usual fine-tune recipe is unfreeze = ["layer3", "layer4"] and
   optim.group_lr = {layer4 = 1e-4, layer3 = 5e-5, fc = 1e-3}.
 
 pretrained = "imagenet" loads torchvision's ImageNet weights (downloaded once into $TORCH_HOME; offline

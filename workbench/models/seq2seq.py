@@ -1,4 +1,4 @@
-"""The seeds' Seq2Seq: a shared Embedding, an LSTM encoder, an LSTM decoder started from the encoder's
+"""A Seq2Seq of LSTMs: a shared Embedding, an LSTM encoder, an LSTM decoder started from the encoder's
 (h, c), and a Linear to the vocabulary.
 
 Training uses teacher forcing (the decoder reads the true previous token; `teacher_forcing` < 1 feeds

@@ -2,8 +2,9 @@
 mask (padding masked out), a pooled representation (mean over real tokens, or a learned CLS vector),
 then a Linear to the classes.
 
-impl = "torch" uses nn.TransformerEncoder (post-LN or pre-LN via norm_first); impl = "seeds" uses the
-GPT's pre-LN Block with the causal mask off.
+impl = "torch" uses nn.TransformerEncoder (post-LN or pre-LN via norm_first); impl = "gpt_block" uses
+workbench.models.gpt's pre-LN Block with the causal mask off (always pre-LN, with a final LayerNorm).
+"seeds" is accepted for "gpt_block": stored runs recorded it under that older name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from torch import nn
 
 from workbench.data.base import DataInfo
 from workbench.models.gpt import Block
+
+IMPLS = ("torch", "gpt_block")
+IMPL_ALIASES = {"seeds": "gpt_block"}  # the older spelling, still in stored runs' configs
 
 
 class TransformerClassifier(nn.Module):
@@ -31,7 +35,7 @@ class TransformerClassifier(nn.Module):
             self.encoder = nn.TransformerEncoder(layer, n_layer, enable_nested_tensor=False)
         else:
             self.encoder = nn.ModuleList([Block(d_model, n_head, dropout, causal=False) for _ in range(n_layer)])
-        self.norm = nn.LayerNorm(d_model) if impl == "seeds" or norm_first else nn.Identity()
+        self.norm = nn.LayerNorm(d_model) if impl == "gpt_block" or norm_first else nn.Identity()
         self.head = nn.Linear(d_model, num_classes)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
@@ -69,8 +73,10 @@ def build_transformer_classifier(info: DataInfo, d_model: int = 128, n_head: int
         raise ValueError("this model takes token tensors: set data.args.format = \"ids\"")
     if pool not in ("mean", "cls"):
         raise ValueError("pool must be 'mean' or 'cls'")
-    if impl not in ("torch", "seeds"):
-        raise ValueError("impl must be 'torch' (nn.TransformerEncoder) or 'seeds' (the GPT block, unmasked)")
+    impl = IMPL_ALIASES.get(impl, impl)
+    if impl not in IMPLS:
+        raise ValueError("impl must be 'torch' (nn.TransformerEncoder) or 'gpt_block' (the GPT's pre-LN block, "
+                         "unmasked)")
     if d_model % n_head:
         raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
     if n_layer < 1 or dim_feedforward < 1:
