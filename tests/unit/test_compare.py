@@ -6,6 +6,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from workbench.cli import main
 from workbench.store import RunStore
 
@@ -65,3 +67,14 @@ def test_export_csv_jsonl_and_tensorboard(capsys, runs_dir, tmp_path):
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     assert len(events.Scalars("loss")) == 150
+    # each scalar carries the wall time its step was reached (started_at + the run's time_s), not the export's
+    store = RunStore(runs_dir)
+    run = store.get_run(run_id)
+    clock = dict(store.metric_series(run_id, "time_s"))
+    for name in ("loss", "val_loss", "time_s"):
+        for scalar in events.Scalars(name):
+            assert run["started_at"] <= scalar.wall_time <= run["ended_at"]
+            if scalar.step in clock:
+                assert scalar.wall_time == pytest.approx(run["started_at"] + clock[scalar.step], abs=1e-3)
+    walls = [scalar.wall_time for scalar in events.Scalars("loss")]
+    assert walls == sorted(walls) and walls[-1] - walls[0] > 0
