@@ -8,19 +8,26 @@ docstring (exposed as its description) saying what it does.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Mapping, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.errors import ConfigError
 from workbench.registry import DATASETS, MODELS
 
-TASKS = ("classification", "binary", "regression", "forecasting", "language_modeling", "seq2seq")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "muon")
-SCHEDULES = ("constant", "step", "cosine", "warmup_cosine", "onecycle", "linear")
-LOSSES = ("cross_entropy", "bce_with_logits", "mse", "l1", "nll", "model")
-PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+# Each choice list is written once, as the field's type; the tuples are read from it.
+Task = Literal["classification", "binary", "regression", "forecasting", "language_modeling", "seq2seq"]
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "muon"]
+Schedule = Literal["constant", "step", "cosine", "warmup_cosine", "onecycle", "linear"]
+Loss = Literal["cross_entropy", "bce_with_logits", "mse", "l1", "nll", "model"]
+Precision = Literal["fp32", "bf16", "fp16"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+TASKS: tuple[str, ...] = get_args(Task)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+LOSSES: tuple[str, ...] = get_args(Loss)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+DEVICES: tuple[str, ...] = get_args(Device)
 
 
 class Section(BaseModel):
@@ -29,13 +36,37 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
 
 
-def _check_target(value: str | None) -> str | None:
-    if value is not None and (":" not in value or not value.split(":", 1)[1].strip()):
-        raise ValueError("must look like 'file.py:function'")
-    return value
+class BuilderSection(Section):
+    """A section that names its builder: a built-in `kind` from a registry, or "custom" with a `target`."""
+
+    KINDS: ClassVar[Mapping[str, str]]  # the registry of built-in kinds
+    WHAT: ClassVar[str]  # "model" or "data", for messages
+
+    @field_validator("kind", check_fields=False)
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value != "custom" and value not in cls.KINDS:
+            raise ValueError(f"unknown {cls.WHAT} kind {value!r} (known: {', '.join(sorted(cls.KINDS))}, custom)")
+        return value
+
+    @field_validator("target", check_fields=False)
+    @classmethod
+    def _target_names_a_function(cls, value: str | None) -> str | None:
+        if value is not None and (":" not in value or not value.split(":", 1)[1].strip()):
+            raise ValueError("must look like 'file.py:function'")
+        return value
+
+    @model_validator(mode="after")
+    def _custom_needs_target(self):
+        if self.kind == "custom" and not self.target:
+            raise ValueError('kind = "custom" needs target = "file.py:function"')
+        return self
 
 
-class ModelConfig(Section):
+class ModelConfig(BuilderSection):
+    KINDS: ClassVar[Mapping[str, str]] = MODELS
+    WHAT: ClassVar[str] = "model"
+
     kind: str = "mlp"
     """Which model to build: a built-in kind, or "custom" with a target."""
     target: str | None = None
@@ -47,23 +78,11 @@ class ModelConfig(Section):
     args: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the model builder (e.g. hidden = 128, dropout = 0.1)."""
 
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, value: str) -> str:
-        if value != "custom" and value not in MODELS:
-            raise ValueError(f"unknown model kind {value!r} (known: {', '.join(sorted(MODELS))}, custom)")
-        return value
 
-    _target = field_validator("target")(classmethod(lambda cls, v: _check_target(v)))
+class DataConfig(BuilderSection):
+    KINDS: ClassVar[Mapping[str, str]] = DATASETS
+    WHAT: ClassVar[str] = "data"
 
-    @model_validator(mode="after")
-    def _custom_needs_target(self) -> "ModelConfig":
-        if self.kind == "custom" and not self.target:
-            raise ValueError('kind = "custom" needs target = "file.py:function"')
-        return self
-
-
-class DataConfig(Section):
     kind: str = "quadrants"
     """Which data to train on: a built-in kind, or "custom" with a target."""
     target: str | None = None
@@ -71,24 +90,9 @@ class DataConfig(Section):
     args: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the data builder (sizes, noise, paths, ...)."""
 
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, value: str) -> str:
-        if value != "custom" and value not in DATASETS:
-            raise ValueError(f"unknown data kind {value!r} (known: {', '.join(sorted(DATASETS))}, custom)")
-        return value
-
-    _target = field_validator("target")(classmethod(lambda cls, v: _check_target(v)))
-
-    @model_validator(mode="after")
-    def _custom_needs_target(self) -> "DataConfig":
-        if self.kind == "custom" and not self.target:
-            raise ValueError('kind = "custom" needs target = "file.py:function"')
-        return self
-
 
 class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw", "rmsprop", "muon"] = "adamw"
+    name: Optimizer = "adamw"
     """Optimizer: sgd (with momentum/nesterov), adam, adamw, rmsprop, or muon (2-D weights; needs torch.optim.Muon)."""
     lr: float = Field(default=3e-4, gt=0, le=100)
     """Base learning rate."""
@@ -122,7 +126,7 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: Literal["constant", "step", "cosine", "warmup_cosine", "onecycle", "linear"] = "constant"
+    name: Schedule = "constant"
     """Learning-rate schedule: constant, step, cosine, warmup_cosine (linear warmup then cosine), onecycle, linear (warmup then linear decay)."""
     warmup_steps: int = Field(default=0, ge=0, le=10_000_000)
     """Linear warmup steps (warmup_cosine, linear, constant)."""
@@ -137,7 +141,7 @@ class ScheduleConfig(Section):
 
 
 class TrainConfig(Section):
-    loss: Literal["cross_entropy", "bce_with_logits", "mse", "l1", "nll", "model"] = "cross_entropy"
+    loss: Loss = "cross_entropy"
     """Loss function; "model" uses the loss the model computes itself (Hugging Face models)."""
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     """Label smoothing for cross_entropy."""
@@ -159,9 +163,9 @@ class TrainConfig(Section):
     """Clip the global gradient norm to this value (0 = off)."""
     grad_accum: int = Field(default=1, ge=1, le=10_000)
     """Micro-batches accumulated per optimizer step."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Precision = "fp32"
     """Autocast precision on CUDA (fp16 uses a GradScaler); CPU runs in fp32 unless bf16 is asked for."""
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     """Where to train: auto picks cuda, then mps, then cpu."""
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
     """Keep an exponential moving average of the weights with this decay (0 = off); eval uses it."""
@@ -190,9 +194,7 @@ class Preset(BaseModel):
     """Preset name (letters, digits, '.', '_' and '-')."""
     description: str = Field(default="", max_length=500)
     """One line: what it is and what it teaches."""
-    task: Literal["classification", "binary", "regression", "forecasting", "language_modeling", "seq2seq"] = (
-        "classification"
-    )
+    task: Task = "classification"
     """What the model learns; decides the eval metrics (accuracy, perplexity, MAE...)."""
     watch: str = Field(default="", max_length=500)
     """What this preset is good for watching on the dashboard."""

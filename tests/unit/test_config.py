@@ -44,9 +44,26 @@ def test_unknown_model_and_data_kind():
     assert problems(validate_preset, {"data": {"kind": "nope"}})[0].startswith("data.kind: unknown data kind")
 
 
-def test_custom_needs_target_in_file_colon_function_form():
-    assert "target" in problems(validate_preset, {"model": {"kind": "custom"}})[0]
-    assert "file.py:function" in problems(validate_preset, {"model": {"kind": "custom", "target": "x.py"}})[0]
+@pytest.mark.parametrize("section", ["model", "data"])
+def test_custom_needs_target_in_file_colon_function_form(section):
+    """Both builder sections share one set of validators (config.BuilderSection)."""
+    assert problems(validate_preset, {section: {"kind": "custom"}}) == [
+        f'{section}: kind = "custom" needs target = "file.py:function"']
+    assert problems(validate_preset, {section: {"kind": "custom", "target": "x.py"}}) == [
+        f"{section}.target: must look like 'file.py:function'"]
+
+
+def test_each_choice_list_is_the_fields_own_type():
+    """The tuples the rest of the code reads, the schema's checks and the form's choices are one list."""
+    from workbench.config import LOSSES, OPTIMIZERS, TASKS, OptimConfig, Preset, TrainConfig
+    from workbench.tui.form import form_fields
+
+    choices = {spec.path: spec.choices for spec in form_fields(load_preset("mlp-quadrants"))}
+    assert choices["optim.name"] == OPTIMIZERS and choices["task"] == TASKS and choices["train.loss"] == LOSSES
+    assert "muon" in OPTIMIZERS and OptimConfig(name="muon").name == "muon"
+    with pytest.raises(Exception, match="'sgd', 'adam', 'adamw', 'rmsprop' or 'muon'"):
+        OptimConfig(name="lion")
+    assert Preset.model_fields["task"].default in TASKS and TrainConfig().loss in LOSSES
 
 
 def test_missing_and_malformed_preset_files(tmp_path):

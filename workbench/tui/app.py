@@ -408,14 +408,19 @@ class WorkbenchApp(App):
                                 partial(self.run_action, binding.action, active.node))
 
 
+def check_fps(fps: float) -> None:
+    """--fps of `workbench tui` and `workbench attach`."""
+    if not (0.5 <= fps <= 30):
+        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+
+
 def run_tui(args) -> int:
     """`workbench tui [--preset P] [--start] [--set K=V ...] [--runs-dir DIR] [--fps F]`."""
     from workbench.presets import DEFAULT_PRESET, load_preset
 
     low_bandwidth = bool(getattr(args, "low_bandwidth", False))
     fps = (1.0 if low_bandwidth else DEFAULT_FPS) if getattr(args, "fps", None) is None else args.fps
-    if not (0.5 <= fps <= 30):
-        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+    check_fps(fps)
     overrides = list(getattr(args, "overrides", None) or [])
     preset = base = None
     if args.preset or args.start or overrides:
@@ -442,8 +447,7 @@ def run_attach(args) -> int:
     from workbench.store import DB_NAME, RunStore, default_runs_dir
 
     fps = DEFAULT_FPS if getattr(args, "fps", None) is None else args.fps
-    if not (0.5 <= fps <= 30):
-        raise ConfigError(f"--fps: {fps:g} is out of range (0.5 to 30 refreshes per second)")
+    check_fps(fps)
     runs_dir = Path(args.runs_dir or default_runs_dir())
     if not (runs_dir / DB_NAME).exists():
         raise ConfigError(f"--runs-dir: no run store in {str(runs_dir)!r}")
