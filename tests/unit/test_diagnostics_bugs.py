@@ -166,3 +166,21 @@ def test_a_few_natural_copies_are_only_an_info(store):
                             **{"data.args.shared": 8, "train.max_steps": 10}), store)
     finding = out.of("val_overlaps_train")[0]
     assert finding["severity"] == "info" and 0.01 <= finding["evidence"]["fraction"] < 0.1
+
+
+def test_the_set_up_samples_leave_the_run_s_random_draws_alone(store):
+    """Image augmentation draws from torch's global generator: reading training samples at set-up must not
+    shift it, or a run with diagnostics (and a resumed one) would see other augmentations than without."""
+    import torch
+
+    from workbench.training.engine import Trainer
+    from workbench.diagnostics import default_callbacks
+
+    preset = quick_preset("cnn-shapes", **{"train.max_steps": 3, "train.eval_every": 0, "train.threads": 1,
+                                           "data.args.train_size": 128, "data.args.val_size": 64,
+                                           "data.args.image_size": 16, "model.args.width_multiplier": 0.25})
+    losses = []
+    for callbacks in ([], default_callbacks(preset)):
+        result = Trainer(preset, store, callbacks=callbacks).run()
+        losses.append([v for _, v in store.metric_series(result.run_id, "loss")])
+    assert losses[0] == losses[1]

@@ -241,6 +241,8 @@ class RunContext:
                              config.batch_size)
 
     def _bounded(self, dataset, max_rows: int, max_values: int, batch_size: int | None = None) -> list[Any]:
+        import torch
+
         from workbench.training.batches import batch_size_of, eval_batches, split_batch
 
         if dataset is None or max_rows <= 0:
@@ -248,13 +250,16 @@ class RunContext:
         batch_size = batch_size or min(max_rows, SAMPLE_BATCH)
         collate = getattr(getattr(self.trainer, "info", None), "collate", None)
         batches, rows, values = [], 0, 0
-        for batch in eval_batches(dataset, batch_size, math.ceil(max_rows / batch_size), collate):
-            batches.append(batch)
-            x, _ = split_batch(batch)
-            rows += batch_size_of(x)
-            values += sum(t.numel() for t in input_tensors(x))
-            if rows >= max_rows or values >= max_values:
-                break
+        # Augmentations draw from torch's global generator: reading samples here must not shift the draws
+        # the run makes (a resumed run restores that generator before the detectors' set-up).
+        with torch.random.fork_rng(devices=[]):
+            for batch in eval_batches(dataset, batch_size, math.ceil(max_rows / batch_size), collate):
+                batches.append(batch)
+                x, _ = split_batch(batch)
+                rows += batch_size_of(x)
+                values += sum(t.numel() for t in input_tensors(x))
+                if rows >= max_rows or values >= max_values:
+                    break
         return batches
 
     def report(self, code: str, step: int, message: str, evidence: dict[str, Any] | None = None,
