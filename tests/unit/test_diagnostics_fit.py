@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from support.diagnostics import custom_data, custom_model, fast_preset, healthy_run, train
 
 CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
@@ -37,6 +39,19 @@ def test_the_training_loss_beside_an_evaluation_never_reaches_back_to_the_first_
     mean, se = history.train_loss_near(50, 50)  # the first evaluation, at step 50, with a 50-step window
     assert abs(mean - 0.205) < 0.002 and 0 < se < 0.005
     assert history.train_loss_near(200, 50) == (None, None)  # nothing recent to compare with: no train loss
+
+
+@pytest.mark.slow
+def test_val_flat_within_noise_while_train_creeps_down_is_only_an_info(store):
+    preset = fast_preset(**CONSTANT, **UNREGULARISED, **custom_data("overlapping_blobs", train_size=1024, val_size=256,
+                                                                      spread=1.0), **{
+        "model.args.hidden": [128, 128], "train.max_steps": 1500, "train.eval_every": 100})
+    out = train(preset, store)
+    finding = out.of("overfitting")[0]
+    evidence = finding["evidence"]
+    assert finding["severity"] == "info" and "early stopping would have saved" in finding["message"]
+    assert abs(evidence["val_loss"] - evidence["best_val_loss"]) <= 2 * evidence["val_noise"]
+    assert evidence["saved_fraction"] >= 0.1 and evidence["stopped_improving_at"] < 1500
 
 
 def test_no_overfitting_nor_underfitting_with_plenty_of_data():
