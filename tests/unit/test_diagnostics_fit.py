@@ -122,3 +122,36 @@ def test_dead_units_in_conv_maps_count_channels(store):
 
 def test_healthy_relu_mlp_has_no_dead_units():
     assert "dead_units" not in healthy_run().codes()
+
+
+def test_an_evaluation_between_flushes_waits_for_the_steps_before_it():
+    """A flush cadence that does not line up with the evaluations (time-based, or eval_every not a multiple of
+    log_every): the evaluation is judged at the flush that brings the steps before it, not without them."""
+    from types import SimpleNamespace
+
+    from support import quick_preset
+    from workbench.diagnostics.base import Detector
+    from workbench.diagnostics.engine import DiagnosticsEngine
+    from workbench.training.telemetry import TelemetryBatch
+
+    seen = []
+
+    class Record(Detector):
+        name = "record"
+
+        def after_eval(self, ctx, point):
+            seen.append((point.step, point.train_loss, len(ctx.history)))
+
+    trainer = SimpleNamespace(preset=quick_preset(**{"train.log_every": 25}), info=None, model=None, val_data=None,
+                              log=lambda *a, **k: None)
+    engine = DiagnosticsEngine([Record()])
+    engine.on_setup(trainer)
+    rows = lambda start, stop: [(s, "loss", 2.0 if s < 40 else 0.5) for s in range(start, stop)]
+    engine.on_batch(trainer, TelemetryBatch(step=59, elapsed=0.0, rows=rows(0, 60)))
+    engine.on_eval(trainer, 100, {"val_loss": 0.6})  # steps 60..99 not flushed yet
+    assert seen == []
+    engine.on_batch(trainer, TelemetryBatch(step=129, elapsed=0.0, rows=rows(60, 130)))
+    assert seen == [(100, 0.5, 130)]  # judged now, on the 50 steps before step 100
+    engine.on_eval(trainer, 200, {"val_loss": 0.6})
+    engine.on_end(trainer, "completed")  # the run ended before its flush: judged with what there is
+    assert [s for s, _, _ in seen] == [100, 200] and seen[1][1] is None

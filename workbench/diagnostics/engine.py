@@ -59,6 +59,8 @@ class DiagnosticsEngine(Callback):
         self.detectors: list[Detector] = list(detectors) if detectors is not None else default_detectors()
         self.ctx: RunContext | None = None
         self.disabled: dict[str, str] = {}
+        # Evaluations that came before the flush holding the steps just before them (see on_eval).
+        self.pending: list[EvalPoint] = []
 
     def _each(self, method: str, *args: Any) -> None:
         for detector in self.detectors:
@@ -89,16 +91,30 @@ class DiagnosticsEngine(Callback):
         added = self.ctx.history.add_rows(batch.rows)
         if added:
             self._each("after_flush", added)
+            self._judge_pending(trainer, lambda point, newest: newest >= point.step - 1)
 
     def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
         if self.ctx is None or "val_loss" not in metrics or not math.isfinite(metrics["val_loss"]):
             return
         history = self.ctx.history
-        window = max(2 * trainer.preset.train.log_every, 50)
-        train_loss, train_se = history.train_loss_near(step, window)
-        point = EvalPoint(step, float(metrics["val_loss"]), train_loss, dict(metrics), train_se)
+        point = EvalPoint(step, float(metrics["val_loss"]), None, dict(metrics))
         history.evals.append(point)
+        if history.steps and history.steps[-1] < step - 1:
+            # The steps just before this evaluation are not flushed yet (a flush cadence that does not line
+            # up with the evaluations): judge it at the flush that brings them, beside its own train loss.
+            self.pending.append(point)
+            return
+        self._judge(trainer, point)
+
+    def _judge(self, trainer, point: EvalPoint) -> None:
+        window = max(2 * trainer.preset.train.log_every, 50)
+        point.train_loss, point.train_loss_se = self.ctx.history.train_loss_near(point.step, window)
         self._each("after_eval", point)
+
+    def _judge_pending(self, trainer, ready) -> None:
+        newest = self.ctx.history.steps[-1] if self.ctx.history.steps else -1
+        while self.pending and ready(self.pending[0], newest):
+            self._judge(trainer, self.pending.pop(0))
 
     def on_probe_start(self, trainer, step: int) -> None:
         if self.ctx is not None:
@@ -114,5 +130,6 @@ class DiagnosticsEngine(Callback):
 
     def on_end(self, trainer, status: str) -> None:
         if self.ctx is not None:
+            self._judge_pending(trainer, lambda point, newest: True)  # with what the history holds
             self.ctx.ended = True
             self._each("end", status)
