@@ -123,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve without a token: anyone who can reach the port gets in (prints a warning)")
     runs_dir(serve)
 
+    rollback = sub.add_parser("rollback", help="continue a diverged run from its last healthy state, safer "
+                                               "(in the foreground; exit codes as train)")
+    rollback.add_argument("run_id")
+    change = rollback.add_mutually_exclusive_group()
+    change.add_argument("--lr-factor", type=float, metavar="F",
+                        help="multiply the learning rate by F (default 0.1 when --clip is not given)")
+    change.add_argument("--clip", type=float, metavar="NORM", help="clip gradients at this norm instead")
+    rollback.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    runs_dir(rollback)
     control = sub.add_parser("control", help="steer a running run in any process")
     control.add_argument("run_id")
     control.add_argument("action", choices=["pause", "resume", "checkpoint", "set-lr", "stop"])
@@ -384,9 +393,36 @@ def use_colour(stream) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
+def cmd_rollback(args) -> int:
+    """`workbench rollback RUN_ID [--lr-factor F | --clip NORM] [--json]`: what the dashboard's `a` does."""
+    from workbench.diagnostics.actions import LR_FACTOR, _rollback_run, rollback_point, rollback_preset, \
+        rollback_trainer
+    from workbench.store import DB_NAME, RunStore, default_runs_dir
+
+    lr_factor = args.lr_factor if args.clip is None else None
+    if lr_factor is None and args.clip is None:
+        lr_factor = LR_FACTOR
+    runs_dir = Path(args.runs_dir or default_runs_dir())
+    if not (runs_dir / DB_NAME).exists():
+        raise ConfigError(f"--runs-dir: no run store in {str(runs_dir)!r}")
+    store = RunStore(runs_dir)
+    try:
+        run = _rollback_run(store, args.run_id)
+        preset = rollback_preset(run, lr_factor, args.clip)  # refuses a bad value before anything changes
+        point = rollback_point(store, args.run_id)
+        change = f"LR x {lr_factor:g}" if lr_factor is not None else f"gradient clipping at {args.clip:g}"
+        print(f"workbench: rolling {args.run_id} back to step {point['step']:,} (diverged at step "
+              f"{run['steps']:,}), continuing with {change}", file=sys.stderr)
+        return run_headless(preset, store, args.json, build=lambda callbacks: rollback_trainer(
+            store, args.run_id, lr_factor=lr_factor, grad_clip=args.clip, callbacks=callbacks, diagnostics=False))
+    finally:
+        store.close()
+
+
 def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
                  preflight: list[dict] | None = None, run_id: str | None = None, quiet: bool = False,
-                 profile_steps: int = 0) -> int:
+                 profile_steps: int = 0, build=None) -> int:
+    """Train in the foreground; `build(callbacks)` makes the Trainer when it is not a plain new/resumed run."""
     from workbench.diagnostics import default_callbacks
     from workbench.progress import ProgressReporter
     from workbench.summary import run_summary
@@ -396,7 +432,8 @@ def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
     main_rank = topology_from_env().is_main  # under torchrun only rank 0 reports
     reporter = ProgressReporter(preset)
     callbacks = [*default_callbacks(preset), reporter] if main_rank else default_callbacks(preset)
-    trainer = Trainer(preset, store, callbacks=callbacks, resume_run_id=resume_run_id, run_id=run_id)
+    trainer = build(callbacks) if build is not None else Trainer(preset, store, callbacks=callbacks,
+                                                                 resume_run_id=resume_run_id, run_id=run_id)
     if profile_steps:
         try:
             trainer.profile(profile_steps)
@@ -668,6 +705,7 @@ COMMANDS = {
     "show": cmd_show,
     "stop": cmd_stop,
     "control": cmd_control,
+    "rollback": cmd_rollback,
     "compare": cmd_compare,
     "serve": cmd_serve,
     "export": cmd_export,

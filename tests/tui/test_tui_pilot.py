@@ -249,17 +249,22 @@ async def test_a_nan_run_stops_as_diverged_and_the_charts_survive_it(make_app, t
         await pilot.pause(0.3)
         assert app.is_running
 
-        run_id, lr = dash.session.run_id, dash.session.preset.optim.lr
+        run_id, lr, first = dash.session.run_id, dash.session.preset.optim.lr, dash.session.trainer
         await pilot.press("a")  # roll back to the last good checkpoint and continue with LR x 0.1
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the divergence actions")
         assert "LR x 0.1" in str(app.screen.query_one("OptionList").get_option_at_index(0).prompt)
         await pilot.press("1")
-        await wait_for(pilot, lambda: dash.session.trainer is not None, what="the rollback trainer")
+        await wait_for(pilot, lambda: dash.session.trainer not in (None, first), what="the rollback trainer")
         assert dash.session.run_id == run_id
         assert dash.session.trainer.preset.optim.lr == pytest.approx(lr * 0.1)
         await wait_for(pilot, lambda: dash.session.state.ended, what="the resumed run to end")
         assert any("rolled back" in text for _, _, text in dash.log_pane.entries)
         assert dash.session.state.status == "diverged"  # this model turns to NaN again: honest ending
+        # ... and said as loudly as the first time: a toast naming the step it had gone back to, the log.
+        await wait_for(pilot, lambda: any(note.title.startswith("run diverged again after rolling back to step")
+                                          for note in app._notifications), timeout=10, what="the second toast")
+        assert any("diverged again" in text for _, _, text in dash.log_pane.entries)
+        assert dash.progress._last_text[0] == "diverged"
 
 
 async def test_chart_controls_and_resizing_mid_run(make_app):

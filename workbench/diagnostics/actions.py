@@ -1,11 +1,12 @@
-"""What a user can do about a divergence: roll back to the last good checkpoint and continue, safer.
+"""What a user can do about a divergence: roll back to the last healthy state and continue, safer.
 
-On a non-finite loss or gradient the trainer saves a "last_good" checkpoint (the weights from before
-the bad step; the offending batch is already consumed, so the resumed run skips it) and stops as
-diverged. The actions here continue that same run from its newest non-best checkpoint with either the
-learning rate x 0.1 or gradient clipping at 1.0. The changed setting is written into the run's stored
-config, so a later `workbench train --resume RUN_ID` keeps it. Each action returns a Trainer that has
-not started: call `.run()` (headless) or `.start()` (TUI) on it.
+On a non-finite loss or gradient the trainer saves a "last_good" checkpoint and stops as diverged: the
+newest in-memory snapshot taken before the explosion began (`workbench.training.snapshots`), or, without
+one, the weights from just before the bad step. The actions here continue that same run from its newest
+non-best checkpoint with either the learning rate x 0.1 or gradient clipping at 1.0, and say which step
+they return to. The changed setting is written into the run's stored config, so a later `workbench train
+--resume RUN_ID` keeps it. Each action returns a Trainer that has not started: call `.run()` (headless,
+`workbench rollback`) or `.start()` (the dashboard's `a`) on it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ ROLLBACK_LOWER_LR = DivergenceAction(
     "rollback_lower_lr", f"Roll back to the last good checkpoint and continue with LR x {LR_FACTOR:g}")
 ROLLBACK_CLIP = DivergenceAction(
     "rollback_clip", f"Roll back to the last good checkpoint and continue with gradient clipping at {CLIP_NORM:g}")
+
+
+class _AnnounceRollback(Callback):
+    """Says, in the run's log, which step the run went back to and what changed."""
+
+    def __init__(self, diverged_at: int, change: str):
+        self.diverged_at = diverged_at
+        self.change = change
+
+    def on_setup(self, trainer) -> None:
+        trainer.log(f"rolled back to step {trainer.step:,} (diverged at step {self.diverged_at:,}); "
+                    f"continuing with {self.change}", kind="log")
 DIVERGENCE_ACTIONS = (ROLLBACK_LOWER_LR, ROLLBACK_CLIP)
 
 
@@ -50,8 +63,8 @@ class _ScaleLearningRate(Callback):
         base = trainer.scheduler.base_lrs[0] if getattr(trainer.scheduler, "base_lrs", None) else old
         reference = old if old > 0 else base
         scale_learning_rate(trainer.optimizer, trainer.scheduler, reference * self.factor)
-        trainer.log(f"rolled back to step {trainer.step}: learning rate {old:.3g} -> "
-                    f"{trainer.optimizer.param_groups[0]['lr']:.3g} (x{self.factor:g})", kind="log")
+        trainer.log(f"learning rate {old:.3g} -> {trainer.optimizer.param_groups[0]['lr']:.3g} "
+                    f"(x{self.factor:g}) from step {trainer.step:,}", kind="log")
 
 
 def _rollback_run(store, run_id: str) -> dict:
@@ -60,24 +73,26 @@ def _rollback_run(store, run_id: str) -> dict:
         raise ConfigError(f"run {run_id!r}: not found in {store.path}")
     if run["status"] == "running":
         raise ConfigError(f"run {run_id!r}: still running (pid {run['pid']}); stop it first")
-    usable = [c for c in store.checkpoints(run_id) if c["kind"] != "best" and Path(c["path"]).is_file()]
-    if not usable:
-        raise ConfigError(f"run {run_id!r}: no checkpoint to roll back to")
+    rollback_point(store, run_id)
     return run
 
 
-def rollback_trainer(store, run_id: str, lr_factor: float | None = None, grad_clip: float | None = None,
-                     callbacks: Iterable[Callback] = (), diagnostics: bool = True):
-    """A Trainer that resumes `run_id` from its newest non-best checkpoint with a lower LR and/or clipping."""
-    from workbench.diagnostics import default_callbacks
+def rollback_point(store, run_id: str) -> dict:
+    """The checkpoint a rollback continues from (the newest non-best one): its `step`, `kind` and `path`."""
+    usable = [c for c in store.checkpoints(run_id) if c["kind"] != "best" and Path(c["path"]).is_file()]
+    if not usable:
+        raise ConfigError(f"run {run_id!r}: no checkpoint to roll back to")
+    return max(usable, key=lambda c: (c["step"], c.get("created_at") or 0))
+
+
+def rollback_preset(run: dict, lr_factor: float | None = None, grad_clip: float | None = None):
+    """The run's preset with the rollback's change applied (LR x factor, or clipping)."""
     from workbench.presets import preset_from_dict
-    from workbench.training.engine import Trainer
 
     if lr_factor is not None and not (0 < lr_factor < 1e6):
-        raise ConfigError("lr_factor: must be a positive number")
-    if grad_clip is not None and not (grad_clip > 0):
-        raise ConfigError("grad_clip: must be a positive number")
-    run = _rollback_run(store, run_id)
+        raise ConfigError("--lr-factor: must be a positive number (0.1 divides the learning rate by 10)")
+    if grad_clip is not None and not (0 < grad_clip < float("inf")):
+        raise ConfigError("--clip: must be a positive number (the gradient norm to clip at)")
     config = copy.deepcopy(run["config"])
     if lr_factor is not None:
         optim = config.setdefault("optim", {})
@@ -85,9 +100,22 @@ def rollback_trainer(store, run_id: str, lr_factor: float | None = None, grad_cl
         optim["group_lr"] = {k: float(v) * lr_factor for k, v in (optim.get("group_lr") or {}).items()}
     if grad_clip is not None:
         config.setdefault("train", {})["grad_clip"] = float(grad_clip)
-    preset = preset_from_dict(config)
+    return preset_from_dict(config)
+
+
+def rollback_trainer(store, run_id: str, lr_factor: float | None = None, grad_clip: float | None = None,
+                     callbacks: Iterable[Callback] = (), diagnostics: bool = True):
+    """A Trainer that resumes `run_id` from its newest non-best checkpoint with a lower LR and/or clipping."""
+    from workbench.diagnostics import default_callbacks
+    from workbench.training.engine import Trainer
+
+    run = _rollback_run(store, run_id)
+    preset = rollback_preset(run, lr_factor, grad_clip)
     store.update_run(run_id, config=preset.model_dump(mode="json"))
-    extra: list[Callback] = [_ScaleLearningRate(lr_factor)] if lr_factor is not None else []
+    change = " and ".join(([f"LR x {lr_factor:g}"] if lr_factor is not None else [])
+                          + ([f"gradient clipping at {grad_clip:g}"] if grad_clip is not None else [])) or "no change"
+    extra: list[Callback] = [_AnnounceRollback(int(run["steps"] or 0), change)]
+    extra += [_ScaleLearningRate(lr_factor)] if lr_factor is not None else []
     if diagnostics:
         extra += default_callbacks(preset)
     return Trainer(preset, store, callbacks=[*extra, *callbacks], resume_run_id=run_id)

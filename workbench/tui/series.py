@@ -110,6 +110,21 @@ class Series:
         self.last.append(value)
         self._pending = 1
 
+    def truncate(self, step: float) -> None:
+        """Forget the buckets from `step` on: a rolled-back run continues from there."""
+        from bisect import bisect_left
+
+        keep = bisect_left(self.steps, step)
+        if keep == len(self.steps):
+            return
+        for name in ("steps", "times", "lo", "hi", "total", "count", "last"):
+            setattr(self, name, getattr(self, name)[:keep])
+        self._pending = self.stride  # the next point starts a bucket of its own
+        self._mirrored = 0
+        self.version += 1
+        self.latest = self.last[-1] if self.last else None
+        self.latest_step = int(self.steps[-1]) if self.steps else None
+
     def _compact(self) -> None:
         """Merge neighbours pairwise: half the buckets, each twice as wide."""
         n = len(self.steps)

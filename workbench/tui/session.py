@@ -109,8 +109,9 @@ class RunSession:
         finally:
             self._launched.set()
 
-    def prepare_relaunch(self) -> None:
-        """Reset for continuing the same run with a new trainer (a rollback); the chart history stays."""
+    def prepare_relaunch(self, step: int | None = None) -> None:
+        """Reset for continuing the same run with a new trainer (a rollback to `step`); the chart history
+        before that step stays."""
         if self.active:
             raise RuntimeError("the run is still active")
         self.trainer = None
@@ -118,7 +119,7 @@ class RunSession:
         self._closed = False
         self.pause_requested = False
         self._launched.clear()
-        self.state.restart()
+        self.state.restart(step)
 
     @property
     def launched(self) -> bool:

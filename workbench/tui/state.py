@@ -168,8 +168,13 @@ class RunState:
         if self.ended_monotonic is None:
             self.ended_monotonic = time.monotonic()
 
-    def restart(self) -> None:
-        """The same run continues (rolled back and resumed): running again, history kept."""
+    def restart(self, step: int | None = None) -> None:
+        """The same run continues (rolled back and resumed): running again, history kept up to `step`
+        (the step it goes back to: the charts drop what came after, the progress line counts from there)."""
+        if step is not None:
+            for series in self.series.values():
+                series.truncate(step)
+            self.step = step
         self.status = "starting"
         self.paused = False
         self.reason = self.traceback = None

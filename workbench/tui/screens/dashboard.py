@@ -117,6 +117,7 @@ class DashboardScreen(Screen):
         self.ticks = 0
         self.tick_seconds = 0.0
         self._relaunch_from: str | None = None  # the status a rollback started from
+        self._rolled_back_to: int | None = None  # the step the last rollback went back to
         self._findings_dirty = False
         self._findings_shown = 0.0  # time spent in tick(), for the benchmark and tests
         state = self.session.state
@@ -299,9 +300,13 @@ class DashboardScreen(Screen):
                                   hint="The app is still up: n starts a new run, escape goes back to the form.")
             self.notify(state.reason or state.status, title=f"run {label}", severity="error", timeout=8)
         elif state.status == "diverged":
+            # A rolled-back run that diverges again is as loud as the first time: a toast and the log.
+            again = f" again after rolling back to step {self._rolled_back_to:,}" \
+                if self._rolled_back_to is not None else ""
+            self.log_pane.add(state.step, "finding", f"[critical] the run diverged{again}: {state.reason}")
             self.notify(f"{state.reason or 'non-finite values'} — see the diagnostics panel; a rolls back to the "
-                        "last good checkpoint and continues (LR x 0.1 or clipping at 1.0)", title="run diverged",
-                        severity="error", timeout=10)
+                        "last healthy state and continues (LR x 0.1 or clipping at 1.0)",
+                        title=f"run diverged{again}", severity="error", timeout=10)
         else:
             self.notify(f"{state.step:,} steps" + (f": {state.reason}" if state.reason else ""), title=f"run {label}")
         self.scheduler.tick(limited=False, force=True)  # final frame: draw everything that is left
@@ -484,9 +489,29 @@ class DashboardScreen(Screen):
             return
         from workbench.diagnostics.actions import DIVERGENCE_ACTIONS
 
-        self.app.push_screen(ChoiceScreen("The run diverged. Continue it from the last good checkpoint?",
+        point = self._rollback_step()
+        where = f" (step {point:,}, before the explosion)" if point is not None else ""
+        self.app.push_screen(ChoiceScreen(f"The run diverged. Continue it from its last healthy state{where}?",
                                           [(action.key, action.label) for action in DIVERGENCE_ACTIONS],
                                           detail=state.reason or ""), self.recover)
+
+    def _rollback_step(self) -> int | None:
+        """The step a rollback would continue from (the run's newest non-best checkpoint), if readable."""
+        from workbench.diagnostics.actions import rollback_point
+        from workbench.errors import ConfigError
+        from workbench.store import RunStore, default_runs_dir
+
+        run_id = self.session.run_id or self.session.state.run_id
+        try:
+            store = RunStore(self.runs_dir or default_runs_dir(), create=False)
+        except Exception:
+            return None
+        try:
+            return int(rollback_point(store, run_id)["step"])
+        except (ConfigError, KeyError, TypeError):
+            return None
+        finally:
+            store.close()
 
     def recover(self, key: str | None) -> None:
         """Continue the diverged run with a divergence action (workbench.diagnostics.actions)."""
@@ -495,9 +520,17 @@ class DashboardScreen(Screen):
         run_id = self.session.run_id or self.session.state.run_id
         labels = {"rollback_lower_lr": "LR x 0.1", "rollback_clip": "clipping at 1.0"}
         self._relaunch_from = self.session.state.status
-        self.session.prepare_relaunch()
+        point = self._rollback_step()
+        diverged_at = self.session.state.step
+        self.session.prepare_relaunch(point)
+        self._rolled_back_to = point
         self.error.hide()
-        self.log_pane.add(self.session.state.step, "ui", f"rolling back {run_id} ({labels.get(key, key)})…")
+        where = f" to step {point:,}" if point is not None else ""
+        self.log_pane.add(diverged_at, "ui", f"rolling back {run_id}{where} ({labels.get(key, key)})…")
+        self.notify(f"continuing from step {point:,} with {labels.get(key, key)}" if point is not None
+                    else f"continuing with {labels.get(key, key)}", title="rolled back")
+        for chart in self.charts:
+            chart.drawn_data_version = -1  # the tail after the rollback step is gone from the charts
 
         def build(store, callbacks):
             from workbench.diagnostics.actions import apply_action
