@@ -201,6 +201,9 @@ def plan_table(table, label: str | None = None, categorical: list[str] | None = 
         raise ConfigError("data: the table has no columns")
     if table.num_rows == 0:
         raise ConfigError(f"data: the table has no rows (columns: {', '.join(columns)})")
+    repeated = next((c for c in columns if columns.count(c) > 1), None)
+    if repeated is not None:  # a column is found by its name: two of a name cannot be told apart
+        raise ConfigError(f"data: column {repeated!r} appears {columns.count(repeated)} times; rename the copies")
     for listed, what in ((categorical or [], "categorical"), (drop or [], "drop")):
         unknown = [c for c in listed if c not in columns]
         if unknown:
