@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install clean constraints
+.PHONY: run test test-fast bench install clean constraints
 
 # Re-install when the venv is missing or pyproject.toml/constraints.txt is newer than the last install.
 # constraints.txt pins every package to the versions the suite passed on, so a fresh machine gets those,
@@ -22,6 +22,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fast tier: everything not marked slow (no pre-training, no full presets, no real terminals).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

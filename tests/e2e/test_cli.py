@@ -15,6 +15,7 @@ def json_out(capsys):
     return json.loads(out)
 
 
+@pytest.mark.slow
 def test_train_json_summary_runs_and_show(capsys, runs_dir):
     code = main(["train", "mlp-quadrants", "--json", "--set", "train.max_steps=600", "--set", "train.eval_every=300"])
     assert code == 0
@@ -34,6 +35,7 @@ def test_train_json_summary_runs_and_show(capsys, runs_dir):
     assert shown == summary
 
 
+@pytest.mark.slow
 def test_default_preset_reaches_the_accuracy_bar(capsys):
     """The issue's done-when: `workbench train mlp-quadrants --json` reaches val accuracy >= 0.9."""
     assert main(["train", "mlp-quadrants", "--json"]) == 0
@@ -83,6 +85,7 @@ def test_diverged_exits_3_and_failed_exits_1(capsys, tmp_path):
     assert summary["status"] == "failed" and "cannot build" in summary["reason"]
 
 
+@pytest.mark.slow
 def test_presets_json_lists_every_preset(capsys):
     assert main(["presets", "--json"]) == 0
     presets = {p["name"]: p for p in json_out(capsys)}
@@ -91,6 +94,7 @@ def test_presets_json_lists_every_preset(capsys):
     assert entry["description"]
 
 
+@pytest.mark.slow
 def test_console_script_and_module_entry_points():
     result = run_cli("--help")
     assert result.returncode == 0 and "train" in result.stdout

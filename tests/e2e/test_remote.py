@@ -26,6 +26,7 @@ def test_rank_shards_are_disjoint_and_cover_the_global_batch():
         assert torch.equal(torch.cat(shards), single.next_indices())
 
 
+@pytest.mark.slow
 def test_detached_run_outlives_its_launcher_and_stops_from_another_process(runs_dir):
     launcher = subprocess.run(
         [sys.executable, "-m", "workbench", "train", "mlp-quadrants", "--detach", "--json", "--runs-dir",
@@ -49,6 +50,7 @@ def test_detached_run_outlives_its_launcher_and_stops_from_another_process(runs_
     assert Path(info["log"]).is_file()
 
 
+@pytest.mark.slow
 def test_control_set_lr_reaches_a_detached_run(runs_dir):
     launcher = subprocess.run(
         [sys.executable, "-m", "workbench", "train", "mlp-quadrants", "--detach", "--runs-dir", str(runs_dir),
@@ -72,6 +74,7 @@ def test_control_set_lr_reaches_a_detached_run(runs_dir):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun is not installed")
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_record_one_run(runs_dir):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     result = subprocess.run(

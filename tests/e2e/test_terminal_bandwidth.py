@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.terminal_bandwidth import measure  # noqa: E402
 
 
+@pytest.mark.slow
 def test_dashboard_writes_under_30_kb_per_second_in_every_mode_and_no_more_in_low_bandwidth_mode():
     default = measure("mlp-quadrants", 4.0, (120, 40), warmup=8.0, seconds=6.0, sets=["train.threads=1"])
     slow = measure("mlp-quadrants", 1.0, (120, 40), warmup=8.0, seconds=6.0, sets=["train.threads=1"])

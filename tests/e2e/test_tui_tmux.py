@@ -28,6 +28,7 @@ def chart_rows(screen: str) -> list[str]:
     return [line for line in screen.splitlines() if re.search("[\u2801-\u28ff]", line)]
 
 
+@pytest.mark.slow
 def test_start_watch_the_charts_move_and_quit_with_confirmation(isolated, runs_dir):
     workbench = Path(sys.executable).parent / "workbench"
     command = [str(workbench) if workbench.exists() else sys.executable, *([] if workbench.exists() else

@@ -37,6 +37,7 @@ def detached_run(runs_dir):
     store.close()
 
 
+@pytest.mark.slow
 async def test_attach_follows_another_process_and_leaving_keeps_it_running(detached_run, runs_dir):
     store, run_id = detached_run
     app = WorkbenchApp(runs_dir=runs_dir, attach=run_id, count_params=False, fps=10)
@@ -98,6 +99,7 @@ def test_attach_cli_refuses_unknown_runs(runs_dir):
     assert done.returncode == 2 and "--runs-dir" in done.stderr
 
 
+@pytest.mark.slow
 async def test_run_detached_switch_trains_in_another_process_and_attaches(runs_dir):
     """The form's "run detached" switch: Start launches `workbench train --detach`, the dashboard attaches,
     and leaving the app leaves the run going."""
@@ -136,6 +138,7 @@ async def test_run_detached_switch_trains_in_another_process_and_attaches(runs_d
     store.close()
 
 
+@pytest.mark.slow
 async def test_the_attached_view_shows_epoch_and_eta_while_the_run_trains(detached_run, runs_dir):
     store, run_id = detached_run
     app = WorkbenchApp(runs_dir=runs_dir, attach=run_id, count_params=False, fps=10)

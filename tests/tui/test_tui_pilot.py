@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.command import CommandList, CommandPalette
 
 from support import pilot_wait_for as wait_for
 from support import run_cli
@@ -72,6 +73,7 @@ async def test_invalid_values_are_flagged_inline_and_start_is_refused(make_app):
         assert not form.query_one("#start").disabled
 
 
+@pytest.mark.slow
 async def test_saved_preset_round_trips_through_workbench_train(make_app, isolated, runs_dir):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -103,6 +105,7 @@ async def test_saved_preset_round_trips_through_workbench_train(make_app, isolat
     assert summary["status"] == "completed" and summary["steps"] == 40 and summary["preset"] == "my-quick"
 
 
+@pytest.mark.slow
 async def test_start_pause_change_lr_checkpoint_and_stop(make_app, runs_dir):
     write_user_preset("long-mlp", ["train.max_steps=1000000", *QUICK])
     app = make_app()
@@ -120,7 +123,7 @@ async def test_start_pause_change_lr_checkpoint_and_stop(make_app, runs_dir):
         await pilot.press("p")
         await wait_for(pilot, lambda: state.paused, what="pause")
         paused_at = dash.session.trainer.step
-        await pilot.pause(0.5)
+        await pilot.pause(0.5)  # not a wait for a condition: no step may happen in this window
         assert dash.session.trainer.step == paused_at
         assert dash.progress.summary()[0] == "paused"
 
@@ -231,12 +234,12 @@ async def test_an_exception_in_training_shows_the_traceback_and_a_new_run_can_st
         assert app.is_running
 
 
+@pytest.mark.slow
 async def test_a_nan_run_stops_as_diverged_and_the_charts_survive_it(make_app, tmp_path):
     app = make_app(preset=faulty_preset(tmp_path, "nan"), start=True)
     async with app.run_test(size=(120, 40)) as pilot:
         dash = app.dashboard
-        await wait_for(pilot, lambda: dash.session.state.ended, what="the run to diverge")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: dash.session.state.ended and dash.findings.findings, what="the run to diverge")
         state = dash.session.state
         assert state.status == "diverged"
         assert state.series["loss"].nonfinite >= 1 and len(state.series["loss"]) > 0
@@ -245,8 +248,9 @@ async def test_a_nan_run_stops_as_diverged_and_the_charts_survive_it(make_app, t
         assert "non-finite" in str(loss.border_subtitle)
         assert any(f["code"].startswith("nonfinite") for f in state.findings.values())
         assert dash.findings.findings and dash.findings.findings[0]["severity"] == "critical"
+        builds = loss.builds
         await pilot.press("l")  # a log axis on a NaN-laden series must not crash either
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: loss.builds > builds, what="the log-axis redraw")
         assert app.is_running
 
         run_id, lr, first = dash.session.run_id, dash.session.preset.optim.lr, dash.session.trainer
@@ -267,6 +271,7 @@ async def test_a_nan_run_stops_as_diverged_and_the_charts_survive_it(make_app, t
         assert dash.progress._last_text[0] == "diverged"
 
 
+@pytest.mark.slow
 async def test_chart_controls_and_resizing_mid_run(make_app):
     preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
     app = make_app(preset=preset, start=True)
@@ -291,8 +296,7 @@ async def test_chart_controls_and_resizing_mid_run(make_app):
         await wait_for(pilot, lambda: loss.builds > builds and loss.size.width < 60, what="a redraw at 80x24")
         assert not dash.chart("memory").display or not dash.chart("memory").is_on_screen
         await pilot.press("v")  # the second chart cycles
-        await pilot.pause(0.2)
-        assert dash.chart("grad").has_class("-shown")
+        await wait_for(pilot, lambda: dash.chart("grad").has_class("-shown"), what="the next chart")
         await pilot.resize_terminal(200, 60)
         await wait_for(pilot, lambda: dash.has_class("-wide"), what="the wide layout")
         memory = dash.chart("memory")
@@ -310,14 +314,14 @@ async def test_the_command_palette_holds_the_screens_key_bindings(make_app):
     async with app.run_test(size=(120, 40)) as pilot:
         dash = app.dashboard
         await wait_for(pilot, lambda: dash.session.state.status == "running", what="the run to start")
-        await pilot.pause(0.2)
-        titles = {command.title for command in app.get_system_commands(dash)}
-        assert {"Pause/Resume", "Stop", "Checkpoint", "Set LR", "Log y", "Smoothing", "Steps/Time", "Zoom in",
-                "Zoom out", "Reset zoom", "Next chart", "Maximize chart"} <= titles
+        wanted = {"Pause/Resume", "Stop", "Checkpoint", "Set LR", "Log y", "Smoothing", "Steps/Time", "Zoom in",
+                  "Zoom out", "Reset zoom", "Next chart", "Maximize chart"}
+        await wait_for(pilot, lambda: wanted <= {command.title for command in app.get_system_commands(dash)},
+                       what="the dashboard's keys as commands")
         await pilot.press("ctrl+p")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
         await pilot.press(*list("smoothing"))
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: app.screen.query_one(CommandList).option_count > 0, what="a matching command")
         await pilot.press("enter")
         await wait_for(pilot, lambda: dash.options.smoothing == 0.6, what="the palette command to run")
 
@@ -341,6 +345,7 @@ def test_bad_tui_arguments_are_usage_errors(capsys):
     assert "optim.lr" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 async def test_f_profiles_the_next_steps_and_shows_the_report(make_app, runs_dir):
     preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
     app = make_app(preset=preset, start=True)

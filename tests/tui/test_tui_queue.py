@@ -4,6 +4,8 @@ a bad sweep value is refused inline, and the compare view opens on exactly the r
 
 from __future__ import annotations
 
+import pytest
+
 from support import pilot_wait_for as wait_for
 from support.tui import QUICK, open_configure, write_user_preset
 from workbench.store import RunStore
@@ -27,6 +29,7 @@ async def mark(pilot, names: list[str]) -> PresetsScreen:
     return screen
 
 
+@pytest.mark.slow
 async def test_marked_presets_train_one_after_another_and_open_the_compare_view(make_app, runs_dir):
     write_user_preset("q-wide", [*SHORT, "model.args.hidden=[32]"])
     write_user_preset("q-narrow", [*SHORT, "model.args.hidden=[8]"])
@@ -58,6 +61,7 @@ async def test_marked_presets_train_one_after_another_and_open_the_compare_view(
         await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="back to the presets")
 
 
+@pytest.mark.slow
 async def test_a_sweep_of_three_learning_rates_queues_three_runs_and_a_failed_run_does_not_stop_the_rest(
         make_app, runs_dir):
     write_user_preset("q-sweep", SHORT)
@@ -96,6 +100,7 @@ async def test_a_sweep_of_three_learning_rates_queues_three_runs_and_a_failed_ru
         assert app.screen.run_ids == recorded and len(recorded) >= 2
 
 
+@pytest.mark.slow
 async def test_an_invalid_sweep_value_is_refused_inline_and_nothing_runs(make_app, runs_dir):
     write_user_preset("q-bad", SHORT)
     app = make_app()
@@ -121,6 +126,7 @@ async def test_an_invalid_sweep_value_is_refused_inline_and_nothing_runs(make_ap
         assert not (runs_dir / "workbench.db").exists() or not RunStore(runs_dir).list_runs()
 
 
+@pytest.mark.slow
 async def test_x_stops_one_queued_run_and_goes_on_k_cancels_the_rest_then_x_stops_the_last(make_app, runs_dir):
     from workbench.tui.screens.modals import ChoiceScreen, ConfirmScreen
 

@@ -156,6 +156,7 @@ def test_no_chance_level_while_a_healthy_run_is_still_learning_the_class_prior(s
     assert "chance_level" not in out.codes()  # ...while the training loss keeps falling
 
 
+@pytest.mark.slow
 def test_no_new_code_on_a_healthy_run():
     assert not healthy_run().codes() & NEW_CODES
 

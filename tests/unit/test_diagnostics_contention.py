@@ -99,6 +99,7 @@ def test_cpu_usage_reads_this_machine():
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat") or not 2 <= (os.cpu_count() or 1) <= 8,
                     reason="needs Linux and 2-8 cores")
+@pytest.mark.slow
 def test_a_real_run_beside_busy_processes_reports_cpu_contention(tmp_path):
     from workbench.diagnostics.engine import DiagnosticsEngine
     from workbench.store import RunStore

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from support.diagnostics import custom_data, custom_model, fast_preset, healthy_run, train
 
 CONSTANT = {"schedule.name": "constant", "schedule.warmup_steps": 0}
@@ -110,6 +112,7 @@ def test_lr_too_high_when_the_loss_explodes(store):
     assert rising and rising[0]["evidence"]["recent_loss"] > 1.5 * rising[0]["evidence"]["scale"]
 
 
+@pytest.mark.slow
 def test_lr_too_low_in_a_recurrent_model(store):
     from support import quick_preset
 

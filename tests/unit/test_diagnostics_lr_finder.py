@@ -37,6 +37,7 @@ def test_a_flat_curve_gives_no_suggestion():
     assert suggest_lr(lrs, rising)[0] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", ["mlp-quadrants", "mlp-tabular-binary"])
 def test_the_suggestion_trains_better_than_a_bad_default(store, base):
     steps = {"train.max_steps": 200, "train.eval_every": 200}

@@ -33,7 +33,9 @@ SMALLER = {
     "gru-classifier": {"data.args.train_size": 1024, "data.args.val_size": 128},
 }
 
-@pytest.mark.parametrize("name", PRESETS)
+# The MLPs stay in the fast tier; the other presets build bigger models (and prompt tuning pre-trains).
+@pytest.mark.parametrize("name", [name if name.startswith("mlp-") else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in PRESETS])
 def test_a_healthy_run_of_every_preset_raises_nothing_above_info(store, name):
     out = train(quick_preset(name, **SHORT, **SMALLER.get(name, {})), store)
     assert out.status == "completed"
@@ -83,6 +85,7 @@ def test_healthy_runs_on_noisy_overlapping_data_raise_nothing_above_info(store, 
     assert out.serious() == [], [(f["code"], f["message"], f["evidence"]) for f in out.serious()]
 
 
+@pytest.mark.slow
 def test_diagnostics_cost_under_two_percent_of_the_loop_on_the_smallest_model(store):
     from workbench.diagnostics.engine import DiagnosticsEngine
     from workbench.training.engine import Trainer

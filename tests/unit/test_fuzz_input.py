@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ def clear(error: ConfigError) -> None:
         assert problem and "\n" not in problem and "Traceback" not in problem
 
 
+@pytest.mark.slow
 @FUZZ
 @given(key=keys, raw=st.one_of(st.text(max_size=40), values.map(lambda v: repr(v))))
 def test_fuzzed_overrides_validate_or_fail_clearly(key, raw):
@@ -65,6 +67,7 @@ documents = st.dictionaries(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(document=documents)
 def test_fuzzed_preset_files_validate_or_fail_clearly(tmp_path_factory, document):
@@ -140,6 +143,7 @@ def test_cli_fuzz_cases_exit_2_and_record_nothing(capsys, runs_dir):
     assert not (runs_dir / "workbench.db").exists()
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(key=st.sampled_from(["hidden", "depth", "dropout", "activation", "norm"]),
        raw=st.one_of(values.map(repr), st.text(max_size=12)))

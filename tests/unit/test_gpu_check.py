@@ -50,6 +50,7 @@ def test_without_cuda_it_says_so_and_exits_0(capsys):
     assert "no CUDA device here" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would run")
 def test_the_command_exits_0_on_this_machine():
     import subprocess

@@ -82,7 +82,13 @@ def test_every_architecture_has_a_documented_preset():
         assert header.startswith(f"# workbench train {name}"), f"{name}: header comment shows the launch command"
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+# Over 1.5 s each on a 2-core machine (hf-prompt-tuning pre-trains its base first: ~45 s cold): slow tier.
+HEAVY = {"cnn-shapes", "gpt-char", "resnet18-transfer", "transformer-classifier", "hf-bert-classifier",
+         "hf-gpt2-lm", "hf-gpt2-lora", "hf-prompt-tuning"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
+                                  for name in ZOO])
 def test_preset_trains_four_steps(store, name):
     """The preset's own model and data, four optimizer steps, one evaluation with the task's metric."""
     trainer, result = train(store, name, **{"train.max_steps": 4, "train.eval_batches": 2})
@@ -132,6 +138,7 @@ ABOVE_CHANCE = {"mlp-quadrants": 0.8, "mlp-tabular-binary": 0.75, "cnn-shapes": 
                 "lstm-classifier": 0.4, "gru-classifier": 0.4, "transformer-classifier": 0.3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(LEARNS))
 def test_short_run_learns(store, name):
     overrides = {"train.eval_every": 0, "train.eval_batches": 8, "train.log_every": 5, **LEARNS[name]}
@@ -144,6 +151,7 @@ def test_short_run_learns(store, name):
         assert trainer.last_eval["val_accuracy"] > ABOVE_CHANCE[name], trainer.last_eval
 
 
+@pytest.mark.slow
 def test_prompt_tuning_steers_a_pre_trained_base_to_the_docs(store):
     """The preset's own experiment, cut short: its base, pre-trained on Python source and frozen (cached
     for this file, so the four-step run above pays for it once), is prompt-tuned on English documentation.
@@ -157,6 +165,7 @@ def test_prompt_tuning_steers_a_pre_trained_base_to_the_docs(store):
     assert last < first * 0.94, f"loss {first:.3f} -> {last:.3f} is not a clear drop"
 
 
+@pytest.mark.slow
 def test_forecaster_beats_repeating_the_last_value(store):
     trainer, _ = train(store, "lstm-forecaster", **{"train.max_steps": 150, "model.args.hidden": 32,
                                                    "data.args.train_size": 2048, "data.args.val_size": 512,
@@ -164,6 +173,7 @@ def test_forecaster_beats_repeating_the_last_value(store):
     assert trainer.last_eval["val_mae"] < trainer.info.extra["naive_mae"]
 
 
+@pytest.mark.slow
 def test_cli_trains_a_preset_as_documented(tmp_path):
     """The issue's command, verbatim: `workbench train NAME --set train.max_steps=4`."""
     result = run_cli("train", "seq2seq-reverse", "--set", "train.max_steps=4", "--json",
@@ -197,6 +207,7 @@ def test_bad_model_or_data_option_is_a_clear_config_error(store, override, messa
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_pre_training_the_prompt_base_is_announced_then_cached(store):
     """The first run pre-trains the frozen base (minutes at the preset's size) and says so before the
     progress bar exists; the next run with the same base loads it from the cache and says that instead."""

@@ -13,6 +13,7 @@ from workbench.training.gpu_monitor import GpuMonitor
 from workbench.training.telemetry import Callback, TelemetryBuffer
 
 
+@pytest.mark.slow
 def test_profile_reports_top_operators_and_data_share(store):
     buffer = TelemetryBuffer()
     preset = quick_preset(**{"train.max_steps": 40, "train.eval_every": 0, "data.args.train_size": 512})

@@ -226,6 +226,7 @@ def test_hf_hub_dataset_offline_is_a_clear_error(store):
     assert "load_dataset('someone/some-dataset-that-is-not-here'" in message and "offline" in message
 
 
+@pytest.mark.slow
 def test_bad_data_option_exits_2_from_the_cli(tmp_path):
     result = run_cli("train", "transformer-classifier", "--set", "data.kind=hf",
                      "--set", f"data.args={{path = '{tmp_path / 'missing.csv'}'}}", "--json",
@@ -286,7 +287,8 @@ def test_bert_from_a_local_pretrained_directory(store, tmp_path):
     assert trainer.info.vocab_size == len(before)
 
 
-@pytest.mark.parametrize("name", ["hf-gpt2-lm", "hf-gpt2-lora", "hf-prompt-tuning"])
+@pytest.mark.parametrize("name", ["hf-gpt2-lm", "hf-gpt2-lora",
+                                  pytest.param("hf-prompt-tuning", marks=pytest.mark.slow)])
 def test_causal_lms_from_a_local_pretrained_directory(store, tmp_path, name):
     saved = save_tiny_gpt2(tmp_path / "tiny-gpt2")
     trainer = completed(*train(store, name, **{
@@ -300,7 +302,7 @@ def test_causal_lms_from_a_local_pretrained_directory(store, tmp_path, name):
     assert store.events(trainer.run_id, "sample")
 
 
-@pytest.mark.parametrize("name", ["hf-gpt2-lora", "hf-prompt-tuning"])
+@pytest.mark.parametrize("name", ["hf-gpt2-lora", pytest.param("hf-prompt-tuning", marks=pytest.mark.slow)])
 def test_adapters_on_a_base_trained_by_hf_gpt2_lm(store, name):
     """Offline, the base for LoRA / prompt tuning is a workbench checkpoint of hf-gpt2-lm."""
     small = {"model.args.n_layer": 1, "model.args.n_embd": 32, "data.args.max_chars": 20000}
