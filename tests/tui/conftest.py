@@ -11,7 +11,11 @@ from workbench.tui.app import WorkbenchApp
 def quick_idle(monkeypatch):
     """Textual's test harness waits for the process to go idle after each key (up to 1 s, twice); the
     trainer thread keeps the process busy, so that wait would always run to its maximum. The tests
-    synchronise on state with wait_for() instead."""
+    synchronise on state with wait_for() instead.
+
+    Textual has no public switch for this wait: this patches its private `wait_for_idle` (as imported by
+    textual.app and textual.pilot), so it holds for the Textual that constraints.txt pins (the one the
+    suite is run on); monkeypatch fails loudly if a Textual release renames it."""
     import asyncio
 
     import textual.app

@@ -12,6 +12,7 @@ from workbench.tui import messages
 from workbench.tui.attached import AttachedSession
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.dashboard import DashboardScreen
+from workbench.tui.screens.presets import PresetsScreen
 from workbench.tui.screens.runs import RunsScreen
 from workbench.tui.session import RunSession, Session
 from workbench.store import RunStore
@@ -60,7 +61,7 @@ async def test_screens_ask_the_app_through_messages(make_app, runs_dir):
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is runs, what="back to the runs")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen.catalog, what="the presets")
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="the presets")
         presets = app.screen
         presets.query_one("DataTable").move_cursor(row=[e["name"] for e in presets.catalog].index("nav-quick"))
         await pilot.press("s")

@@ -11,12 +11,14 @@ import math
 import pytest
 from textual.widgets import Input
 
+from support import pilot_wait_for
 from workbench.presets import load_preset
 from workbench.training.telemetry import Event, TelemetryBatch
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.screens import presets as presets_screen
 from workbench.tui.screens.configure import ConfigureScreen
 from workbench.tui.screens.dashboard import DashboardScreen
+from workbench.tui.screens.help import HelpScreen
 from workbench.tui.session import RunSession
 
 T0 = 1_700_000_000.0
@@ -103,9 +105,10 @@ def dashboard_app(session: RunSession) -> WorkbenchApp:
 
     async def show(pilot):
         pilot.app.push_screen(DashboardScreen(session.preset, session=session, autostart=False))
-        await pilot.pause(0.3)
+        await pilot_wait_for(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen)
+                             and pilot.app.screen.charts[0].size.width > 0, what="the dashboard laid out")
         pilot.app.screen.tick()
-        await pilot.pause(0.1)
+        await pilot.pause()
 
     app.show_dashboard = show
     return app
@@ -195,6 +198,7 @@ class TestSizes:
         async def help_screen(pilot):
             await app.show_dashboard(pilot)
             await pilot.press("question_mark")
-            await pilot.pause(0.2)
+            await pilot_wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="the help screen")
+            await pilot.pause()
 
         assert snap_compare(app, terminal_size=(80, 24), run_before=help_screen)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from support import quick_preset
+import pytest
+
+from support import quick_preset, wait_for
 from workbench.follow import StoreControl, StoreFollower
 from workbench.training.engine import Trainer
 
@@ -50,6 +52,7 @@ def test_follower_on_a_finished_run_downsamples_history(store):
     assert follower.drain() == ([], [])  # nothing new
 
 
+@pytest.mark.slow
 def test_store_control_steers_a_running_trainer(store):
     preset = quick_preset(**{"train.max_steps": 1_000_000, "train.eval_every": 0, "train.log_every": 5,
                              "schedule.name": "constant", "schedule.warmup_steps": 0})
@@ -58,18 +61,18 @@ def test_store_control_steers_a_running_trainer(store):
     assert trainer.wait_started(60)
     control = StoreControl(store, trainer.run_id)
     assert control.pause()
-    deadline = time.time() + 30
-    while not trainer.paused and time.time() < deadline:
-        time.sleep(0.05)
-    assert trainer.paused
+    wait_for(lambda: trainer.paused, timeout=30, interval=0.05, what="the pause")
     follower = StoreFollower(store, trainer.run_id)
-    time.sleep(0.7)
-    _, events = follower.drain()
-    assert any(e.kind == "status" and e.data.get("paused") for e in events)
+    events = []
+
+    def paused_event_read() -> bool:  # the store writer flushes the pause event on its own cadence
+        events.extend(follower.drain()[1])
+        return any(e.kind == "status" and e.data.get("paused") for e in events)
+
+    wait_for(paused_event_read, timeout=30, interval=0.05, what="the pause read back from the store")
     assert control.set_lr(0.02) and control.resume()
-    while (trainer.paused or trainer.optimizer.param_groups[0]["lr"] != 0.02) and time.time() < deadline:
-        time.sleep(0.05)
-    assert trainer.optimizer.param_groups[0]["lr"] == 0.02
+    wait_for(lambda: not trainer.paused and trainer.optimizer.param_groups[0]["lr"] == 0.02, timeout=30,
+             interval=0.05, what="the new learning rate")
     assert control.stop()
     thread.join(30)
     assert trainer.result.status == "stopped"

@@ -4,6 +4,7 @@ import-linter contracts in pyproject.toml hold; and no two modules of the packag
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 import tomllib
@@ -69,6 +70,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package's modules it imports.
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from support import wait_for
 from workbench.errors import StoreError
 from workbench.store import RunStore, StoreWriter
 
@@ -71,9 +72,9 @@ def test_writer_batches_and_flushes(store):
     writer.metrics([(i, "loss", float(i)) for i in range(100)])
     writer.event(3, "log", "hello")
     writer.heartbeat(100)
-    time.sleep(0.3)
-    assert len(store.metric_series(run_id, "loss")) == 100
-    assert store.get_run(run_id)["steps"] == 100
+    # flushed by the writer's thread on its own (before close), in one batch
+    wait_for(lambda: len(store.metric_series(run_id, "loss")) == 100 and store.get_run(run_id)["steps"] == 100,
+             timeout=30, interval=0.02, what="the writer's flush")
     writer.close()
     assert store.events(run_id)[0]["text"] == "hello"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from support import quick_preset
+from support import quick_preset, wait_for
 from workbench.training.engine import Trainer
 from workbench.training.telemetry import Callback, TelemetryBuffer
 
@@ -110,19 +110,16 @@ def test_control_from_another_thread(store):
     trainer = Trainer(preset, store, callbacks=[buffer])
     thread = trainer.start()
     assert trainer.wait_started(60)
-    deadline = time.time() + 30
-    while trainer.step < 20 and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: trainer.step >= 20, timeout=30, interval=0.01, what="20 steps")
     trainer.pause()
-    time.sleep(0.5)
+    wait_for(lambda: trainer.paused, timeout=30, interval=0.01, what="the pause")
     paused_at = trainer.step
-    time.sleep(0.5)
+    time.sleep(0.5)  # not a wait for a condition: nothing may happen in this window
     assert trainer.paused and trainer.step == paused_at
     trainer.set_lr(0.123)
     trainer.checkpoint_now()
     trainer.resume()
-    while trainer.step < paused_at + 20 and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: trainer.step >= paused_at + 20, timeout=30, interval=0.01, what="training to go on")
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.123)
     trainer.stop()
     thread.join(30)
@@ -255,6 +252,7 @@ def test_telemetry_rows_cover_the_contract(store):
     assert any(e.kind == "setup" for e in events)
 
 
+@pytest.mark.slow
 def test_torch_compile_switch(store):
     trainer, result = train(store, **{"train.compile": True, "train.max_steps": 3})
     assert result.status == "completed", result.reason

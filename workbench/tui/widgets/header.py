@@ -12,7 +12,6 @@ from textual.css.query import NoMatches
 from textual.dom import NoScreen
 from textual.events import Mount
 from textual.widgets import Header
-from textual.widgets._header import HeaderTitle
 
 
 class SafeHeader(Header):
@@ -23,7 +22,7 @@ class SafeHeader(Header):
 
         async def set_title() -> None:
             try:
-                self.query_one(HeaderTitle).update(self.format_title())
+                self.query_one("HeaderTitle").update(self.format_title())  # Header's own title widget
             except (NoScreen, NoMatches):
                 return  # the header was torn down while this update waited: there is nothing to show it on
 
