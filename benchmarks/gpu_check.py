@@ -155,7 +155,7 @@ def train_case(preset_name: str, precision: str, steps: int, runs_dir: Path, cud
     from workbench.diagnostics import default_callbacks
     from workbench.presets import load_preset
     from workbench.store import RunStore
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     preset = load_preset(preset_name, [f"train.device={device!r}", f"train.precision={precision!r}",
                                        f"train.max_steps={steps}", "train.eval_every=0", "train.checkpoint_every=0",

@@ -38,7 +38,7 @@ from workbench.presets import load_preset
 from workbench.store import RunStore
 from benchmarks.peers import PEERS, default_peer
 from workbench.training.batches import split_batch, to_device
-from workbench.training.engine import Trainer, seed_everything
+from workbench.training.trainer import Trainer, seed_everything
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler
 from workbench.training.telemetry import Callback

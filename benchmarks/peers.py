@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from workbench.builders import build_data, build_model
 from workbench.training.batches import split_batch
-from workbench.training.engine import seed_everything
+from workbench.training.trainer import seed_everything
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler
 

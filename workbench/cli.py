@@ -427,7 +427,7 @@ def run_headless(preset, store, as_json: bool, resume_run_id: str | None = None,
     from workbench.progress import ProgressReporter
     from workbench.summary import run_summary
     from workbench.training.distributed import topology_from_env
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     main_rank = topology_from_env().is_main  # under torchrun only rank 0 reports
     reporter = ProgressReporter(preset)

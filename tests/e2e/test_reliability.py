@@ -17,8 +17,8 @@ import torch
 
 from support import quick_preset, wait_for
 from workbench.store import RunStore
-from workbench.training.checkpoint import load_checkpoint
-from workbench.training.engine import Trainer
+from workbench.training.checkpoints import load_checkpoint
+from workbench.training.trainer import Trainer
 from workbench.training.telemetry import Callback
 
 COUNTING_MODEL = """
@@ -126,7 +126,7 @@ def test_signals_checkpoint_and_mark_interrupted(tmp_path, runs_dir, signum):
 
 def test_a_crash_mid_checkpoint_leaves_the_previous_one_intact(store, monkeypatch):
     preset = quick_preset(**{"train.max_steps": 40, "train.checkpoint_every": 10, "train.eval_every": 0})
-    import workbench.training.checkpoint as checkpoint
+    import workbench.training.checkpoints as checkpoint
 
     real_save = torch.save
     calls = {"n": 0}

@@ -81,7 +81,7 @@ class Outcome:
 def train(preset, store) -> Outcome:
     """Run a preset with the default diagnostics; findings as stored in the run store."""
     from workbench.diagnostics import default_callbacks
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
     from workbench.training.telemetry import Callback
 
     reports: list[dict] = []

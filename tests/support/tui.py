@@ -43,7 +43,7 @@ def form_ready(screen) -> bool:
 
 def train_runs(runs_dir, lrs=(0.003, 0.03), steps=60):
     """Record one short mlp-quadrants run per learning rate; returns their ids."""
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     store = RunStore(runs_dir)
     ids = []

@@ -72,7 +72,7 @@ async def test_attach_follows_another_process_and_leaving_keeps_it_running(detac
 
 async def test_attached_finished_run_shows_its_history_and_final_status(runs_dir):
     from support import quick_preset
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     writer = RunStore(runs_dir)
     trainer = Trainer(quick_preset(**{"train.max_steps": 60, "train.eval_every": 30, "train.log_every": 5,

@@ -77,7 +77,7 @@ async def test_an_interrupted_run_resumes_from_the_runs_screen(runs_dir):
     """Interrupted runs offer resume: `u` continues the same run from its checkpoint to the end."""
     from support import quick_preset
     from workbench.store import RunStore
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
     from workbench.training.telemetry import Callback
 
     class StopAt(Callback):

@@ -174,7 +174,7 @@ def test_the_set_up_samples_leave_the_run_s_random_draws_alone(store):
     shift it, or a run with diagnostics (and a resumed one) would see other augmentations than without."""
     import torch
 
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
     from workbench.diagnostics import default_callbacks
 
     preset = quick_preset("cnn-shapes", **{"train.max_steps": 3, "train.eval_every": 0, "train.threads": 1,

@@ -103,7 +103,7 @@ def test_cpu_usage_reads_this_machine():
 def test_a_real_run_beside_busy_processes_reports_cpu_contention(tmp_path):
     from workbench.diagnostics.engine import DiagnosticsEngine
     from workbench.store import RunStore
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     cores = os.cpu_count()
     preset = fast_preset(**{"train.threads": cores, "train.max_steps": 1_000_000, "train.eval_every": 0})

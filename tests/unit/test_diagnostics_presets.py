@@ -88,7 +88,7 @@ def test_healthy_runs_on_noisy_overlapping_data_raise_nothing_above_info(store, 
 @pytest.mark.slow
 def test_diagnostics_cost_under_two_percent_of_the_loop_on_the_smallest_model(store):
     from workbench.diagnostics.engine import DiagnosticsEngine
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     class Timed(DiagnosticsEngine):
         spent = 0.0

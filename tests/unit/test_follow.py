@@ -8,7 +8,7 @@ import pytest
 
 from support import quick_preset, wait_for
 from workbench.follow import StoreControl, StoreFollower
-from workbench.training.engine import Trainer
+from workbench.training.trainer import Trainer
 
 
 def names(batches):

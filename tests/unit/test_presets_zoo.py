@@ -50,7 +50,7 @@ METRIC = {"classification": "val_accuracy", "binary": "val_accuracy", "forecasti
 
 def train(store, name: str, **overrides):
     """Run a packaged preset in-process through the real Trainer; returns (trainer, result)."""
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     preset = quick_preset(name, **{"train.threads": 1, "train.probe_every": 0, **overrides})
     trainer = Trainer(preset, store)
@@ -211,7 +211,7 @@ def test_bad_model_or_data_option_is_a_clear_config_error(store, override, messa
 def test_pre_training_the_prompt_base_is_announced_then_cached(store):
     """The first run pre-trains the frozen base (minutes at the preset's size) and says so before the
     progress bar exists; the next run with the same base loads it from the cache and says that instead."""
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
     from workbench.training.telemetry import Callback
 
     class SetupNotes(Callback):

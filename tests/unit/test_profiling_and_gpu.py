@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from support import quick_preset
-from workbench.training.engine import Trainer
+from workbench.training.trainer import Trainer
 from workbench.training.gpu_monitor import GpuMonitor
 from workbench.training.telemetry import Callback, TelemetryBuffer
 

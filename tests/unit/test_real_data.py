@@ -23,7 +23,7 @@ TINY_TRAIN = {"train.max_steps": 3, "train.eval_batches": 1, "train.threads": 1,
 
 
 def train(store, name: str, **overrides):
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     trainer = Trainer(quick_preset(name, **{**TINY_TRAIN, **overrides}), store)
     result = trainer.run()
@@ -435,7 +435,7 @@ def test_custom_model_and_data_targets(store, tmp_path):
     preset.write_text('name = "mine"\n[model]\nkind = "custom"\ntarget = "mine.py:model"\n[model.args]\nwidth = 4\n'
                       '[data]\nkind = "custom"\ntarget = "mine.py:data"\n[train]\nmax_steps = 3\nbatch_size = 8\n')
     from workbench.presets import load_preset
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     trainer = Trainer(load_preset(str(preset)), store)
     assert trainer.run().status == "completed"

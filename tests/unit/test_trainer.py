@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from support import quick_preset, wait_for
-from workbench.training.engine import Trainer
+from workbench.training.trainer import Trainer
 from workbench.training.telemetry import Callback, TelemetryBuffer
 
 FAST = {"train.max_steps": 30, "train.eval_every": 0, "train.log_every": 10, "data.args.train_size": 512,
@@ -173,7 +173,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(store):
 
 
 def test_checkpoints_are_pruned_and_load_weights_only(store):
-    from workbench.training.checkpoint import load_checkpoint
+    from workbench.training.checkpoints import load_checkpoint
 
     trainer, result = train(store, **{"train.max_steps": 50, "train.checkpoint_every": 10,
                                       "train.keep_checkpoints": 2, "train.eval_every": 25})

@@ -107,7 +107,7 @@ def rollback_trainer(store, run_id: str, lr_factor: float | None = None, grad_cl
                      callbacks: Iterable[Callback] = (), diagnostics: bool = True):
     """A Trainer that resumes `run_id` from its newest non-best checkpoint with a lower LR and/or clipping."""
     from workbench.diagnostics import default_callbacks
-    from workbench.training.engine import Trainer
+    from workbench.training.trainer import Trainer
 
     run = _rollback_run(store, run_id)
     preset = rollback_preset(run, lr_factor, grad_clip)

@@ -1,7 +1,7 @@
 """What every detector shares: the run's recent telemetry, the loss an untrained model should get, and
 how a finding is reported.
 
-Detectors never see every step as it happens: the engine feeds them the rows of each flush (every
+Detectors never see every step as it happens: the diagnostics engine feeds them the rows of each flush (every
 `train.log_every` steps), every evaluation and every probe, so their cost does not grow with the
 step rate.
 """
@@ -19,7 +19,7 @@ from workbench.diagnostics.remedies import SEVERITIES, finding
 from workbench.numbers import format_number
 
 if TYPE_CHECKING:
-    from workbench.training.engine import Trainer
+    from workbench.training.view import RunView
 
 # Per-step values kept for the curve detectors (older steps are dropped).
 HISTORY_STEPS = 4000
@@ -137,29 +137,36 @@ class History:
 
 
 class RunContext:
-    """The trainer, the shared history and the reference loss, handed to every detector."""
+    """What every detector gets: a view of the run (state, the trained objects, findings, control), the
+    shared history and the reference loss. Works the same for the preset trainer and a user's own loop."""
 
-    def __init__(self, trainer: "Trainer"):
-        self.trainer = trainer
-        self.preset = trainer.preset
+    def __init__(self, run: "RunView"):
+        self.run = run
+        self.preset = run.preset
         self.history = History()
         self.reference: Reference | None = None
         self.ended = False
 
     @property
+    def trainer(self) -> "RunView":
+        """The same view as `run` (detectors written against the preset trainer use this name); it is
+        the view, never the loop object."""
+        return self.run
+
+    @property
     def step(self) -> int:
-        return self.trainer.step
+        return self.run.step
 
     def base_lr(self) -> float:
         """The configured peak LR of the first group (follows live LR changes, which scale base_lrs)."""
-        scheduler = getattr(self.trainer, "scheduler", None)
+        scheduler = self.run.scheduler
         base = getattr(scheduler, "base_lrs", None)
         if base:
             return float(base[0])
         return float(self.preset.optim.lr)
 
     def current_lr(self) -> float:
-        return float(self.trainer.optimizer.param_groups[0]["lr"])
+        return float(self.run.optimizer.param_groups[0]["lr"])
 
     def pretrained(self) -> bool:
         return bool(self.preset.model.pretrained)
@@ -167,8 +174,8 @@ class RunContext:
     def mostly_frozen(self) -> bool:
         """Only a small fraction of the weights train (adapters, prompts, a head on a frozen backbone):
         how far the loss can fall is bounded by the frozen part, so "flat" and "underfit" are only info."""
-        total = getattr(self.trainer, "params_total", 0)
-        return bool(total) and self.trainer.params_trainable < FROZEN_FRACTION * total
+        total = self.run.params_total
+        return bool(total) and self.run.params_trainable < FROZEN_FRACTION * total
 
     def warmup_steps(self) -> int:
         """Steps the schedule spends raising the LR (OneCycle rises for pct_start of the run)."""
@@ -265,17 +272,17 @@ class RunContext:
     def report(self, code: str, step: int, message: str, evidence: dict[str, Any] | None = None,
                layer: str | None = None, severity: str | None = None) -> dict[str, Any]:
         new = finding(code, step, message, evidence, layer, severity)
-        previous = self.trainer.findings.get((code, layer or ""))
+        previous = self.run.findings.get((code, layer or ""))
         if previous and SEVERITIES.index(previous["severity"]) > SEVERITIES.index(new["severity"]):
             new["severity"] = previous["severity"]  # one entry per (code, layer): it never gets milder
-        entry = self.trainer.report_finding(new)
-        if self.ended and self.trainer.run_id is not None:
-            # After the run ends the trainer's store writer is closed: write the finding directly.
-            self.trainer.store.upsert_finding(self.trainer.run_id, entry)
+        entry = self.run.report_finding(new)
+        if self.ended and self.run.run_id is not None:
+            # After the run ends its store writer is closed: write the finding directly.
+            self.run.store.upsert_finding(self.run.run_id, entry)
         return entry
 
     def has_finding(self, code: str) -> bool:
-        return any(key[0] == code for key in self.trainer.findings)
+        return any(key[0] == code for key in self.run.findings)
 
 
 class Detector:

@@ -1,7 +1,7 @@
-"""The diagnostics engine: one trainer callback that feeds telemetry to every detector.
+"""The diagnostics engine: one run callback that feeds telemetry to every detector.
 
 It parses each flushed telemetry batch once into a shared history, then lets each detector look at it;
-evaluations, probes and non-finite steps are passed on as they come. Detectors run on the trainer
+evaluations, probes and non-finite steps are passed on as they come. Detectors run on the loop's
 thread, at flush points and probe steps only, never per step. A detector that raises is switched off
 (and says so in the log) rather than taking the run down with it.
 """
@@ -53,7 +53,7 @@ def default_detectors() -> list[Detector]:
 
 
 class DiagnosticsEngine(Callback):
-    """Runs detectors on a trainer's telemetry and reports their findings through the trainer."""
+    """Runs detectors on a run's telemetry and reports their findings through the run's view."""
 
     def __init__(self, detectors: Iterable[Detector] | None = None):
         self.detectors: list[Detector] = list(detectors) if detectors is not None else default_detectors()
@@ -71,29 +71,41 @@ class DiagnosticsEngine(Callback):
             except Exception as error:  # a broken detector must never break training
                 self.disabled[detector.name] = f"{type(error).__name__}: {error}"
                 if self.ctx is not None:
-                    self.ctx.trainer.log(f"diagnostics: detector {detector.name} switched off after "
+                    self.ctx.run.log(f"diagnostics: detector {detector.name} switched off after "
                                          f"{type(error).__name__}: {error}", kind="error",
                                          traceback=traceback.format_exc())
 
-    def on_setup(self, trainer) -> None:
-        self.ctx = RunContext(trainer)
-        try:
-            from workbench.diagnostics.initial_loss import reference_loss
+    def on_setup(self, run) -> None:
+        self.ctx = RunContext(run)
+        if run.info is not None:  # a user's own loop has no data the engine knows
+            try:
+                from workbench.diagnostics.initial_loss import reference_loss
 
-            self.ctx.reference = reference_loss(trainer.preset, trainer.info, trainer.model, trainer.val_data)
-        except Exception as error:  # the reference is a nicety; detectors cope without it
-            trainer.log(f"diagnostics: no reference loss ({type(error).__name__}: {error})", kind="log")
+                self.ctx.reference = reference_loss(run.preset, run.info, run.model, run.val_data)
+            except Exception as error:  # the reference is a nicety; detectors cope without it
+                run.log(f"diagnostics: no reference loss ({type(error).__name__}: {error})", kind="log")
         self._each("setup")
 
-    def on_batch(self, trainer, batch: TelemetryBatch) -> None:
+    def add_detectors(self, detectors: Iterable[Detector]) -> None:
+        """Detectors joining a run already set up (a user's loop watched after its first log)."""
+        new = list(detectors)
+        self.detectors += new
+        if self.ctx is not None:
+            for detector in new:
+                try:
+                    detector.setup(self.ctx)
+                except Exception as error:
+                    self.disabled[detector.name] = f"{type(error).__name__}: {error}"
+
+    def on_batch(self, run, batch: TelemetryBatch) -> None:
         if self.ctx is None:
             return
         added = self.ctx.history.add_rows(batch.rows)
         if added:
             self._each("after_flush", added)
-            self._judge_pending(trainer, lambda point, newest: newest >= point.step - 1)
+            self._judge_pending(run, lambda point, newest: newest >= point.step - 1)
 
-    def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
+    def on_eval(self, run, step: int, metrics: dict[str, float]) -> None:
         if self.ctx is None or "val_loss" not in metrics or not math.isfinite(metrics["val_loss"]):
             return
         history = self.ctx.history
@@ -104,32 +116,32 @@ class DiagnosticsEngine(Callback):
             # up with the evaluations): judge it at the flush that brings them, beside its own train loss.
             self.pending.append(point)
             return
-        self._judge(trainer, point)
+        self._judge(run, point)
 
-    def _judge(self, trainer, point: EvalPoint) -> None:
-        window = max(2 * trainer.preset.train.log_every, 50)
+    def _judge(self, run, point: EvalPoint) -> None:
+        window = max(2 * run.preset.train.log_every, 50)
         point.train_loss, point.train_loss_se = self.ctx.history.train_loss_near(point.step, window)
         self._each("after_eval", point)
 
-    def _judge_pending(self, trainer, ready) -> None:
+    def _judge_pending(self, run, ready) -> None:
         newest = self.ctx.history.steps[-1] if self.ctx.history.steps else -1
         while self.pending and ready(self.pending[0], newest):
-            self._judge(trainer, self.pending.pop(0))
+            self._judge(run, self.pending.pop(0))
 
-    def on_probe_start(self, trainer, step: int) -> None:
+    def on_probe_start(self, run, step: int) -> None:
         if self.ctx is not None:
             self._each("probe_start", step)
 
-    def on_probe_end(self, trainer, step: int, probe: dict[str, Any]) -> None:
+    def on_probe_end(self, run, step: int, probe: dict[str, Any]) -> None:
         if self.ctx is not None:
             self._each("probe_end", step, probe)
 
-    def on_nonfinite(self, trainer, step: int, batch: Any, what: str) -> None:
+    def on_nonfinite(self, run, step: int, batch: Any, what: str) -> None:
         if self.ctx is not None:
             self._each("nonfinite", step, batch, what)
 
-    def on_end(self, trainer, status: str) -> None:
+    def on_end(self, run, status: str) -> None:
         if self.ctx is not None:
-            self._judge_pending(trainer, lambda point, newest: True)  # with what the history holds
+            self._judge_pending(run, lambda point, newest: True)  # with what the history holds
             self.ctx.ended = True
             self._each("end", status)

@@ -63,7 +63,7 @@ class LearningRateDetector(Detector):
         self.rise_reported_at = -10**9
 
     def setup(self, ctx: RunContext) -> None:
-        from workbench.training.engine import layer_of
+        from workbench.training.step import layer_of
 
         # Layers that start at exactly zero (LoRA's B, zero-initialised heads) have no meaningful |dW|/|W|.
         nonzero: dict[str, bool] = {}

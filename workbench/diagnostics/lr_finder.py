@@ -74,7 +74,7 @@ def find_lr(preset, start_lr: float = START_LR, end_lr: float = END_LR, steps: i
     from workbench.errors import ConfigError
     from workbench.training.batches import BatchSource, split_batch, to_device
     from workbench.training.device import pick_device
-    from workbench.training.engine import seed_everything
+    from workbench.training.trainer import seed_everything
     from workbench.training.losses import build_loss
     from workbench.training.optim import build_optimizer
 

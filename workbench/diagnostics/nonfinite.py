@@ -261,7 +261,7 @@ def _locate_backward(result: Replay, recorder: _ForwardRecorder, param_events: l
     elif any(where == "out" and name == "" and not finite for where, name, finite in recorder.grad_events):
         result.grad_origin_kind = "loss"
     if result.grad_origin is None and result.first_bad_param is not None:
-        from workbench.training.engine import layer_of
+        from workbench.training.step import layer_of
 
         result.grad_origin, result.grad_origin_kind = layer_of(result.first_bad_param), "module"
 
@@ -345,7 +345,7 @@ class NonFiniteDetector(Detector):
                        evidence, layer=layer)
             return
         if not math.isfinite(replay.grad_norm) and replay.largest_grad_param is not None:
-            from workbench.training.engine import layer_of
+            from workbench.training.step import layer_of
 
             layer = layer_of(replay.largest_grad_param)
             evidence.update({"largest_grad_param": replay.largest_grad_param,
@@ -358,6 +358,11 @@ class NonFiniteDetector(Detector):
         if replay.origin_kind == "loss":
             ctx.report(symptom, step, f"non-finite loss at step {step:,} from finite model outputs: the loss "
                        "function produced it (log of 0? probabilities where logits are expected?)", evidence)
+            return
+        if getattr(ctx.trainer, "loss_outside_model", False) and not replay.error:
+            ctx.report(symptom, step, f"non-finite {noun} at step {step:,}; replaying the model's last forward "
+                       "gave finite outputs and gradients, so the loss computed outside the model made it (log of "
+                       "0? probabilities where logits are expected?) or a random op (dropout?)", evidence)
             return
         ctx.report(symptom, step, f"non-finite {noun} at step {step:,}; replaying the batch gave a finite "
                    f"{noun} ({fmt(replay.loss)}), so a random op (dropout?) or an earlier micro-batch was involved"

@@ -144,7 +144,7 @@ def check_gradient_flow(model: nn.Module) -> CheckResult:
         elif not bool(param.grad.any()):
             zero.append(name)
     evidence = {"parameters": len(trainable), "no_grad": missing, "zero_grad": zero, "nonfinite_grad": nonfinite}
-    from workbench.training.engine import layer_of
+    from workbench.training.step import layer_of
 
     if nonfinite:
         return CheckResult("gradient_flow", "fail", f"{len(nonfinite)} parameter(s) got NaN/inf gradients, first "
@@ -320,7 +320,7 @@ def run_preflight(preset, overfit_steps: int = OVERFIT_STEPS, progress: Callable
     from workbench.diagnostics.initial_loss import initial_loss_threshold, judge_initial_loss, reference_loss
     from workbench.training.batches import BatchSource, split_batch, to_device
     from workbench.training.device import pick_device
-    from workbench.training.engine import seed_everything
+    from workbench.training.trainer import seed_everything
     from workbench.training.losses import build_loss
 
     results: list[CheckResult] = []

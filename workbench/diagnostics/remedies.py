@@ -127,6 +127,19 @@ _SPECS = [
         "(train.precision = bf16/fp16), or enable activation checkpointing",
     ),
     FindingSpec(
+        "disk_full", "critical", "the disk is full",
+        "free disk space, then resume the run (TUI: resume key; shell: workbench control RUN_ID resume)",
+    ),
+    FindingSpec(
+        "storage_error", "critical", "the run store or a checkpoint cannot be written",
+        "fix the runs dir (permissions, a read-only or failing disk), then resume the run (TUI: resume key; "
+        "shell: workbench control RUN_ID resume)",
+    ),
+    FindingSpec(
+        "remote_code_enabled", "warning", "code shipped with the model weights may run",
+        "only enable it for model sources you trust; turn it off unless the model needs it",
+    ),
+    FindingSpec(
         "cpu_contention", "warning", "other processes hold the CPU cores",
         "set train.threads to the cores left free (train.threads = 1 beside one busy job on 2 cores) or pause the "
         "other job: intra-op threads waiting on a busy core spin, so fewer threads can train several times "
@@ -143,7 +156,7 @@ def remedy(code: str) -> str:
 
 def finding(code: str, step: int, message: str, evidence: dict | None = None, layer: str | None = None,
             severity: str | None = None) -> dict:
-    """A finding dict in the shape `Trainer.report_finding` and the summary expect."""
+    """A finding dict in the shape `RunSession.report_finding` and the summary expect."""
     spec = SPECS[code]
     severity = severity or spec.severity
     if severity not in SEVERITIES:

@@ -98,7 +98,7 @@ class RunSession:
             self.store = RunStore(self.runs_dir or default_runs_dir())
             if build is None:
                 from workbench.diagnostics import default_callbacks
-                from workbench.training.engine import Trainer
+                from workbench.training.trainer import Trainer
 
                 self.trainer = Trainer(self.preset, self.store, callbacks=[*default_callbacks(self.preset), self.buffer],
                                        resume_run_id=self.resume_run_id)

@@ -1,4 +1,5 @@
-"""Atomic, code-free checkpoints: temp file, fsync, rename; loaded with weights_only=True.
+"""Checkpoints: atomic, code-free files (temp file, fsync, rename; loaded with weights_only=True), and
+the keeper that names, records and rotates one run's checkpoints.
 
 A checkpoint holds everything an exact resume needs: model, optimizer, scheduler, scaler, EMA, the
 RNG states of python, numpy, torch and CUDA, the data order position, the step and the best val loss.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -72,3 +73,38 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+class CheckpointKeeper:
+    """One run's checkpoint folder: saves under a step-based name, records each file in the store and
+    keeps the newest `keep` non-best ones ("best.pt" is kept apart). Rank 0 only."""
+
+    def __init__(self, store, run_id: str, keep: int, kept: Iterable[Path] = ()):
+        self.store = store
+        self.run_id = run_id
+        self.keep = keep
+        self.kept: list[Path] = list(kept)  # oldest first
+
+    @property
+    def folder(self) -> Path:
+        return self.store.run_dir(self.run_id) / "checkpoints"
+
+    def save(self, payload: dict[str, Any], step: int, kind: str, val_loss: float | None = None) -> Path:
+        path = self.folder / ("best.pt" if kind == "best" else f"step-{step:09d}.pt")
+        atomic_save(payload, path)
+        self.store.add_checkpoint(self.run_id, step, str(path), kind, val_loss)
+        if kind != "best":
+            if path in self.kept:
+                self.kept.remove(path)
+            self.kept.append(path)
+            while len(self.kept) > self.keep:
+                old = self.kept.pop(0)
+                old.unlink(missing_ok=True)
+                self.store.remove_checkpoint(self.run_id, str(old))
+        return path
+
+
+def resumable_checkpoints(store, run_id: str) -> list[Path]:
+    """The run's non-best checkpoint files that exist, newest first."""
+    return [Path(c["path"]) for c in store.checkpoints(run_id)
+            if c["kind"] != "best" and Path(c["path"]).is_file()]
