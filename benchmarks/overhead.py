@@ -15,6 +15,7 @@ Any preset file works (`--preset benchmarks/custom/custom-mlp.toml`: a user's ow
 default train settings); `--device cuda` times the same on a GPU.
 
     .venv/bin/python -m benchmarks.overhead --preset mlp-quadrants --pairs 5
+    .venv/bin/python -m benchmarks.overhead --case own-loop --pairs 7    # workbench.init + watch + log
 Prints one JSON object.
 """
 
@@ -232,6 +233,86 @@ def measure(preset_name: str, pairs: int, short: int, long: int, overrides: list
     return report
 
 
+def own_loop_seconds(preset, steps: int, runs_dir: Path | None = None) -> tuple[float, float]:
+    """A hand-written loop on in-memory tensors (forward, loss, backward, clip, step, schedule); with
+    `runs_dir` the same loop on the public API: `workbench.init`, `run.watch(model, optimizer, scheduler)`
+    and `run.log({"loss": loss}, step=step)` every step. Timed over the steps only (init and finish not)."""
+    seed_everything(preset.train.seed)
+    data = build_data(preset)
+    if not isinstance(data.train, TensorDataset):
+        raise ValueError("the own-loop case needs a preset with in-memory tensor data")
+    model = build_model(preset, data.info)
+    optimizer = build_optimizer(model, preset.optim)
+    scheduler = build_scheduler(optimizer, preset.schedule, preset.train.max_steps)
+    loss_fn = build_loss(preset.train)
+    clip, batch_size = preset.train.grad_clip, preset.train.batch_size
+    xs, ys = data.train.tensors
+    n = len(xs)
+    model.train()
+    run = None
+    if runs_dir is not None:
+        import workbench
+
+        run = workbench.init(preset.name, config={"lr": preset.optim.lr}, runs_dir=runs_dir)
+        run.watch(model, optimizer, scheduler)
+    perm, position = torch.randperm(n), 0
+    clock = Clock()
+    for step in range(steps):
+        if position + batch_size > n:
+            perm, position = torch.randperm(n), 0
+        index = perm[position : position + batch_size]
+        position += batch_size
+        loss = loss_fn(model(xs[index]), ys[index])
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if run is not None:
+            run.log({"loss": loss}, step=step)
+    elapsed = clock.elapsed()
+    if run is not None:
+        run.finish()
+        run.store.close()
+    return elapsed
+
+
+def measure_own_loop(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
+    """The same hand-written loop bare and on the public API (watch + log every step), alternating which
+    goes first; medians of the paired ratios by wall clock and by process CPU time."""
+    torch.set_num_threads(1)
+    preset = load_preset(preset_name, ["train.eval_every=0", "train.threads=1", f"train.max_steps={steps}",
+                                       *overrides])
+    ratios, cpu_ratios, bare_rates, ours_rates = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in range(pairs):
+            results = {}
+            for which in (("bare", "ours") if pair % 2 == 0 else ("ours", "bare")):
+                seconds = own_loop_seconds(preset, steps, Path(tmp) / f"pair{pair}" if which == "ours" else None)
+                results[which] = tuple(steps / max(1e-9, value) for value in seconds)
+            bare_rates.append(results["bare"][0])
+            ours_rates.append(results["ours"][0])
+            ratios.append(results["ours"][0] / results["bare"][0])
+            cpu_ratios.append(results["ours"][1] / results["bare"][1])
+            print(f"  own loop pair {pair + 1}/{pairs}: bare {results['bare'][0]:.0f} steps/s, watched "
+                  f"{results['ours'][0]:.0f} steps/s, ratio {ratios[-1]:.3f}; per CPU second ratio "
+                  f"{cpu_ratios[-1]:.3f}", file=sys.stderr)
+    return {
+        "benchmark": "overhead-own-loop",
+        "preset": preset_name,
+        "pairs": pairs,
+        "steps": steps,
+        "bare_steps_per_s_median": statistics.median(bare_rates),
+        "ours_steps_per_s_median": statistics.median(ours_rates),
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratios": cpu_ratios,
+        "goal": 0.97,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="mlp-quadrants")
@@ -243,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--peer", default="auto", choices=("auto", "none", *PEERS),
                         help="the other trainer timed in the same pairs (auto: HF Trainer on HF presets, else Lightning)")
+    parser.add_argument("--case", choices=("trainer", "own-loop"), default="trainer",
+                        help="trainer: our preset Trainer vs a bare loop (and a peer); own-loop: a bare loop "
+                             "with workbench.init + watch + log every step vs the same loop bare")
     args = parser.parse_args(argv)
+    if args.case == "own-loop":
+        print(json.dumps(measure_own_loop(args.preset, args.pairs, args.long, args.overrides)))
+        return 0
     peer = None if args.peer == "none" else args.peer
     print(json.dumps(measure(args.preset, args.pairs, args.short, args.long, args.overrides, args.method,
                              args.device, peer)))

@@ -147,9 +147,52 @@ def preset_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -
     return validate_preset(apply_overrides(data, overrides or []))
 
 
+# A user's own loop (`workbench.init`) has no fixed length unless its config says so.
+OWN_LOOP_MAX_STEPS = 1_000_000_000
+
+
+def loop_preset(name: str, config: dict[str, Any] | None = None, lr: float | None = None,
+                weight_decay: float | None = None) -> Preset:
+    """The recipe the diagnostics and the dashboard read for a run of a user's own loop: the defaults,
+    named after the run (made safe), with what the loop told us: the optimizer's LR and weight decay
+    (from `watch`), and the length when the config has an integer `max_steps`."""
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", str(name))[:100].lstrip("._-") or "run"
+    steps = (config or {}).get("max_steps")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= OWN_LOOP_MAX_STEPS):
+        steps = OWN_LOOP_MAX_STEPS
+    optim: dict[str, Any] = {}
+    if lr is not None and 0 < lr <= 100:
+        optim["lr"] = float(lr)
+    if weight_decay is not None and 0 <= weight_decay <= 10:
+        optim["weight_decay"] = float(weight_decay)
+    # loss "model": the loss is the loop's own, so no detector may assume which one it is.
+    return Preset.model_validate({"name": safe, "description": "your own training loop (workbench.init)",
+                                  "optim": optim, "train": {"max_steps": steps, "loss": "model"}})
+
+
+def is_own_loop(run: dict[str, Any]) -> bool:
+    """A run recorded by a user's own loop (`workbench.init`): its config is the user's dictionary, not a
+    preset's sections."""
+    return not ({"model", "data", "optim", "train"} <= set(run.get("config") or {}))
+
+
 def preset_of(run: dict[str, Any]) -> Preset:
-    """The preset a stored run (a `RunStore.get_run` row) was trained with: its recorded config."""
+    """The preset a stored run (a `RunStore.get_run` row) was trained with: its recorded config. A run of
+    a user's own loop has none (it continues from the user's script)."""
+    if is_own_loop(run):
+        raise ConfigError(f"run {run.get('run_id')}: recorded by your own training loop (workbench.init), not "
+                          "from a preset: run your script again to continue it")
     return preset_from_dict(run["config"])
+
+
+def dashboard_preset(run: dict[str, Any]) -> Preset:
+    """What the dashboard reads for a stored run (name, length, task): its preset, or for a run of a
+    user's own loop the recipe `loop_preset` makes for it."""
+    if is_own_loop(run):
+        return loop_preset(run["preset"], run.get("config"))
+    return preset_of(run)
 
 
 def preset_to_toml(preset: Preset) -> str:

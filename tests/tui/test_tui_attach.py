@@ -152,3 +152,38 @@ async def test_the_attached_view_shows_epoch_and_eta_while_the_run_trains(detach
         status, step, total, epoch, elapsed, eta, rate, metrics = dash.progress._last_text
         assert status == "running" and epoch > 0 and eta != "-" and "steps/s" in rate
         assert epoch == pytest.approx(step * 64 / 8192, rel=0.2)  # batch 64 over 8,192 samples
+
+
+@pytest.mark.slow
+async def test_attach_shows_a_run_of_your_own_loop(runs_dir):
+    """A run made with `workbench.init` in another process is an ordinary run: attach follows it live,
+    charts it, pauses it through the store, and shows how it ended."""
+    from support.own_loop import start_loop
+    from workbench.follow import StoreControl
+
+    process, run_id = start_loop(runs_dir)
+    store = RunStore(runs_dir)
+    try:
+        wait_until(lambda: store.last_metric(run_id, "loss") is not None, timeout=60)
+        app = WorkbenchApp(runs_dir=runs_dir, attach=run_id, count_params=False, fps=10)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+            dash = app.screen
+            assert isinstance(dash.session, AttachedSession) and dash.session.preset.name == "own-loop"
+            await wait_for(pilot, lambda: "loss" in dash.session.state.series and "grad_norm" in dash.session.state.series,
+                           what="charted history")
+            first = dash.session.state.step
+            await wait_for(pilot, lambda: dash.session.state.step > first + 20, what="steps advancing")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: dash.session.state.paused, timeout=30, what="paused")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: not dash.session.state.paused, timeout=30, what="resumed")
+            assert StoreControl(store, run_id).stop()
+            await wait_for(pilot, lambda: dash.session.state.ended, timeout=60, what="the ending")
+            assert dash.session.state.status == "stopped"
+            await pilot.press("q")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+        store.close()

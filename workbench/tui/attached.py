@@ -14,7 +14,7 @@ from typing import Any, Callable
 from workbench.config import Preset
 from workbench.errors import ConfigError
 from workbench.follow import StoreControl, StoreFollower
-from workbench.presets import preset_of
+from workbench.presets import dashboard_preset
 from workbench.store import RunStore
 from workbench.tui.state import Changes, RunState
 
@@ -30,7 +30,7 @@ class AttachedSession:
             raise ConfigError(f"run {run_id!r}: not found in {store.path}")
         self.store = store
         self.owns_store = owns_store
-        self.preset = preset or preset_of(run)
+        self.preset = preset or dashboard_preset(run)
         self.follower = StoreFollower(store, run_id)
         self.control = StoreControl(store, run_id)
         self.state = RunState(self.preset.name, self.preset.train.max_steps, self.preset.task,

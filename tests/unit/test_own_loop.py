@@ -1,0 +1,231 @@
+"""The public API for a user's own loop: `workbench.init` -> Run (watch, log, should_stop, finish), with real loops."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import workbench
+from support import run_cli
+from workbench.store import RunStore
+
+
+def quadrants(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=generator)
+    return x, (x[:, 0] > 0).long() * 2 + (x[:, 1] > 0).long()
+
+
+def train_loop(run, model, optimizer, steps: int, eval_every: int = 100, lr_scheduler=None) -> int:
+    """The loop a practitioner writes, logging train and val metrics; returns the steps it ran."""
+    x, y = quadrants(2048, 0)
+    xv, yv = quadrants(512, 1)
+    generator = torch.Generator().manual_seed(2)
+    for step in range(steps):
+        batch = torch.randint(0, len(x), (64,), generator=generator)
+        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if lr_scheduler is not None:
+            lr_scheduler.step()
+        run.log({"loss": loss}, step=step)
+        if (step + 1) % eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                out = model(xv)
+                run.log({"val_loss": nn.functional.cross_entropy(out, yv),
+                         "val_accuracy": (out.argmax(dim=1) == yv).float().mean()}, step=step)
+            model.train()
+        if run.should_stop:
+            return step + 1
+    return steps
+
+
+def mlp(depth: int = 2, width: int = 64, activation=nn.ReLU) -> nn.Sequential:
+    layers, inputs = [], 2
+    for _ in range(depth):
+        layers += [nn.Linear(inputs, width), activation()]
+        inputs = width
+    return nn.Sequential(*layers, nn.Linear(inputs, 4))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_healthy_loop_is_recorded_charted_and_raises_no_warnings(runs_dir):
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    with workbench.init("my-exp", config={"lr": 3e-3, "note": "healthy"}, runs_dir=runs_dir) as run:
+        run.watch(model, optimizer)
+        train_loop(run, model, optimizer, 600)
+        run.log({"my_custom_metric": 1.5})  # a name the workbench does not know: stored and charted all the same
+    assert run.status == "completed"
+    store = RunStore(runs_dir)
+    stored = store.get_run(run.id)
+    assert stored["preset"] == "my-exp" and stored["config"] == {"lr": 3e-3, "note": "healthy"}
+    assert stored["steps"] == 600 and stored["params"] == sum(p.numel() for p in model.parameters())
+    names = set(store.metric_names(run.id))
+    assert {"loss", "grad_norm", "lr", "val_loss", "val_accuracy", "best_val_loss", "steps_per_s",
+            "samples_per_s", "mem/rss_mb", "my_custom_metric"} <= names
+    assert {"grad_norm/0", "grad_norm/4", "update_ratio/2"} <= names  # probes: per-layer norms and ratios
+    assert [s for s, _ in store.metric_series(run.id, "loss")] == list(range(600))
+    assert store.metric_series(run.id, "lr")[0][1] == pytest.approx(3e-3)
+    assert all(math.isfinite(v) and v > 0 for _, v in store.metric_series(run.id, "grad_norm"))
+
+    shown = run_cli("show", run.id, "--json", "--runs-dir", str(runs_dir), timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["status"] == "completed" and summary["preset"] == "my-exp" and summary["steps"] == 600
+    assert summary["metrics"]["val_accuracy"] > 0.9 and summary["metrics"]["val_loss"] < 0.5
+    assert summary["throughput"]["steps_per_second"] > 0
+    assert [f for f in summary["findings"] if f["severity"] != "info"] == []
+
+
+class Blowup(nn.Module):
+    """A custom layer whose forward turns to NaN after `after` training calls (a sqrt of a negative)."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled():
+            self.calls += 1
+        if self.calls > self.after:
+            return torch.sqrt(x - x.abs().max() - 1.0)
+        return x
+
+
+class WithBlowup(nn.Module):
+    def __init__(self, after: int):
+        super().__init__()
+        self.fc1, self.act, self.bad, self.fc2 = nn.Linear(2, 32), nn.ReLU(), Blowup(after), nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.fc2(self.bad(self.act(self.fc1(x))))
+
+
+def test_nan_from_a_custom_layer_skips_the_step_names_the_layer_and_ends_diverged(runs_dir):
+    torch.manual_seed(0)
+    model = WithBlowup(after=40)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seen: dict[str, torch.Tensor] = {}
+
+    class Snapshot:  # the weights just before the bad step, to show they are kept
+        def __init__(self):
+            model.fc1.register_forward_pre_hook(lambda m, a: seen.update(
+                {k: v.detach().clone() for k, v in model.state_dict().items()}) if model.bad.calls == 40 else None)
+
+    Snapshot()
+    run = workbench.init("nan-loop", runs_dir=runs_dir)
+    run.watch(model, optimizer)
+    steps = train_loop(run, model, optimizer, 200)
+    assert run.should_stop and steps == 41  # the loop broke right after the bad step
+    assert run.finish() == "diverged"
+    assert all(torch.equal(seen[k], v) for k, v in model.state_dict().items())  # the step changed nothing
+    store = RunStore(runs_dir)
+    assert store.get_run(run.id)["status"] == "diverged"
+    findings = {(f["code"], f["layer"]): f for f in store.findings(run.id)}
+    assert ("nonfinite_activation", "bad") in findings and ("nonfinite_grad", "bad") in findings
+    finding = findings[("nonfinite_grad", "bad")]
+    assert finding["step"] == 40 and finding["severity"] == "critical" and "`bad`" in finding["message"]
+    assert [c["kind"] for c in store.checkpoints(run.id)] == ["last_good"]
+
+
+def test_a_deep_sigmoid_stack_reports_vanishing_gradients_at_the_first_layer(runs_dir):
+    torch.manual_seed(0)
+    model = mlp(depth=10, width=32, activation=nn.Sigmoid)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with workbench.init("sigmoid-stack", runs_dir=runs_dir) as run:
+        run.watch(model, optimizer)
+        train_loop(run, model, optimizer, 420, eval_every=1000)
+    vanishing = [f for f in RunStore(runs_dir).findings(run.id) if f["code"] == "vanishing_gradients"]
+    assert [f["layer"] for f in vanishing] == ["0"] and vanishing[0]["step"] == 200  # the 2nd probe in a row
+    assert vanishing[0]["evidence"]["late_median"] > 1e3 * vanishing[0]["evidence"]["layer_grad_norm"]
+
+
+def test_set_lr_keeps_the_schedule_shape_and_a_stop_ends_the_run_stopped(runs_dir):
+    torch.manual_seed(0)
+    model = mlp(depth=1, width=16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=50, gamma=0.5)
+    run = workbench.init("steered", runs_dir=runs_dir)
+    run.watch(model, optimizer, scheduler)
+    x, y = quadrants(256, 0)
+    for step in range(200):
+        if step == 20:
+            run.session.control.set_lr(0.01)  # what `workbench control RUN set-lr 0.01` queues
+        if step == 120:
+            run.session.control.stop()
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        run.log({"loss": loss})
+        if run.should_stop:
+            break
+    assert step == 120 and run.finish() == "stopped"
+    lrs = dict(RunStore(runs_dir).metric_series(run.id, "lr"))
+    assert lrs[19] == pytest.approx(0.1) and lrs[20] == pytest.approx(0.01)
+    assert lrs[60] == pytest.approx(0.005)  # StepLR halved it at step 50, from the new level
+    assert RunStore(runs_dir).get_run(run.id)["reason"].startswith("stopped on request")
+
+
+def test_an_exception_in_the_with_block_fails_the_run_with_its_traceback(runs_dir):
+    with pytest.raises(RuntimeError, match="data loader broke"):
+        with workbench.init("broken", runs_dir=runs_dir) as run:
+            run.log({"loss": 1.0}, step=0)
+            raise RuntimeError("data loader broke")
+    stored = RunStore(runs_dir).get_run(run.id)
+    assert stored["status"] == "failed" and stored["reason"] == "RuntimeError: data loader broke"
+    assert "raise RuntimeError" in stored["traceback"]
+
+
+def test_a_loop_that_is_not_watched_is_recorded_with_the_curve_diagnostics_only(runs_dir):
+    run = workbench.init("plain", config={"epochs": 3}, runs_dir=runs_dir)
+    for step in range(300):
+        run.log({"loss": torch.tensor(1.0 / (step + 1)), "tokens": step * 10.0})
+    assert run.finish() == "completed"
+    store = RunStore(runs_dir)
+    assert len(store.metric_series(run.id, "loss")) == 300 and store.metric_series(run.id, "tokens")[-1] == (299, 2990.0)
+    assert not [e for e in store.events(run.id) if e["kind"] == "error"]  # no detector switched off
+    assert run.diagnostics.detectors and all(d.name != "nonfinite" for d in run.diagnostics.detectors)
+
+
+def test_bad_input_is_one_clear_error(runs_dir):
+    with pytest.raises(ValueError, match="name"):
+        workbench.init("", runs_dir=runs_dir)
+    with pytest.raises(TypeError, match="config: must be a dict"):
+        workbench.init("x", config=[1, 2], runs_dir=runs_dir)
+    run = workbench.init("x", runs_dir=runs_dir)
+    with pytest.raises(ValueError, match="'loss': expected a number"):
+        run.log({"loss": "low"})
+    with pytest.raises(ValueError, match="'loss': a tensor with 3 elements"):
+        run.log({"loss": torch.ones(3)})
+    with pytest.raises(ValueError, match="step: must be a non-negative integer"):
+        run.log({"loss": 1.0}, step=-1)
+    with pytest.raises(TypeError, match="optimizer: must be a torch.optim.Optimizer"):
+        run.watch(nn.Linear(2, 2), "sgd")
+    with pytest.raises(ValueError, match="status: must be one of"):
+        run.finish("great")
+    run.finish()
+
+
+def test_import_workbench_stays_light():
+    code = "import sys, workbench; print('torch' in sys.modules, callable(workbench.init))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stderr

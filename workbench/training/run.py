@@ -1,0 +1,674 @@
+"""Your own training loop, recorded, diagnosed and steered like a preset run: `workbench.init` -> `Run`.
+
+    run = workbench.init("my-exp", config={"lr": 3e-3})
+    run.watch(model, optimizer)                  # optional: gradients, probes, NaN origin, live control
+    for step, (x, y) in enumerate(loader):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+        run.log({"loss": loss}, step=step)
+        if run.should_stop:
+            break
+    run.finish()
+
+A `Run` is the second client of the run session (`training/session.py`) beside the preset trainer:
+the same store record and writer, diagnostics engine, control channel, heartbeats and final status.
+
+- `log` never blocks and never syncs: tensors are kept as they are and read back together at a flush,
+  every FLUSH_INTERVAL_S seconds (a flush costs about a millisecond: its cost per step stays small at any
+  step rate) or MAX_PENDING logged steps; under torchrun every DISTRIBUTED_LOG_EVERY logged steps, so
+  every rank flushes at the same step.
+- `watch` hooks the optimizer's step: before it, pending commands are applied (pause blocks here,
+  set-lr changes the groups), the global gradient norm is taken (one fused call) and checked on CPU,
+  so a non-finite gradient is caught while the weights are still good: the step is skipped (its
+  gradients dropped), the diagnostics replay the last forward to name the layer, `should_stop`
+  becomes true and the run ends `diverged`. Probe steps (every PROBE_EVERY) measure per-layer gradient
+  norms and update ratios and carry the dead-unit hooks, as in the preset trainer.
+- Under torchrun every rank calls `init` and gets the same run; rank 0 alone writes. stop and set-lr
+  are broadcast at a flush and take effect on every rank at the same step.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.status import RECORDED_ENDINGS
+from workbench.store import RunStore, default_runs_dir
+from workbench.training import distributed
+from workbench.training.checkpoints import CheckpointKeeper
+from workbench.training.session import RunSession
+from workbench.training.step import count_parameters, grad_norm, probe_after_step, probe_before_step
+from workbench.training.telemetry import TelemetryBatch
+
+FLUSH_INTERVAL_S = 0.5
+MAX_PENDING = 2000
+DISTRIBUTED_LOG_EVERY = 50
+PROBE_EVERY = 200
+KEEP_CHECKPOINTS = 3
+CHECKPOINT_FORMAT = 1
+# Detectors that read what only `watch` provides (gradients, probes, the model); a run that is not
+# watched gets the others, which read the logged curves.
+NEEDS_WATCH = ("nonfinite", "exploding_gradients", "vanishing_gradients", "dead_units", "learning_rate",
+               "cpu_contention", "saturated_activations", "loss_on_probabilities")
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def init(name: str, config: Mapping[str, Any] | None = None, runs_dir: str | Path | None = None) -> "Run":
+    """Start a recorded run of your own loop. `runs_dir` defaults like the CLI's (./runs, WORKBENCH_RUNS_DIR)."""
+    return Run(name, config, runs_dir)
+
+
+def _outputs_sum(output: Any, target: Any = None) -> torch.Tensor:
+    """What the NaN replay backpropagates for a user's loop (its loss is outside the model): the sum of
+    the model's floating outputs, so each module's backward is exercised with finite upstream gradients."""
+    from workbench.diagnostics.nonfinite import _tensors
+
+    tensors = [t.float().sum() for t in _tensors(output)]
+    return torch.stack(tensors).sum() if tensors else torch.zeros(())
+
+
+class Run:
+    """One recorded run of your own training loop. Make it with `workbench.init`."""
+
+    def __init__(self, name: str, config: Mapping[str, Any] | None = None, runs_dir: str | Path | None = None):
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise ValueError("workbench.init: name: must be a non-empty string of at most 100 characters")
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"workbench.init: config: must be a dict, got {type(config).__name__}")
+        from workbench.presets import loop_preset
+
+        self.name = name.strip()
+        # Stored as JSON: values JSON cannot hold (paths, dtypes, objects) are kept as their text.
+        self.config: dict[str, Any] = json.loads(json.dumps(dict(config or {}), default=str))
+        self.store = RunStore(runs_dir if runs_dir is not None else default_runs_dir())
+        self.topology = distributed.topology_from_env()
+        self.preset = loop_preset(self.name, self.config)
+        from workbench.diagnostics.engine import DiagnosticsEngine
+
+        self.diagnostics = DiagnosticsEngine()
+        self.session = RunSession(self.store, [self.diagnostics], self.topology)
+        self.session.attach(self)
+        if self.topology.is_main:
+            self.session.run_id = self.store.create_run(self.name, self.config, world_size=self.topology.world_size)
+        self._id_shared = not self.topology.distributed
+        # What `watch` fills in (the view's training objects); None / empty for a run that is not watched.
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.device: torch.device | None = None
+        self.trainable: list[nn.Parameter] = []
+        self.named_trainable: list[tuple[str, nn.Parameter]] = []
+        self.params_total = 0
+        self.params_trainable = 0
+        self.loss_fn = None  # set by watch: what the NaN replay backpropagates
+        self.loss_outside_model = True  # tells the NaN replay the real loss is computed outside the model
+        self.saves_checkpoints = True  # an integration whose framework saves them sets this to False
+        self._hooks: list[Any] = []
+        self._last_input: Any = None  # the last training forward's inputs, for the NaN replay
+        self._host_sync = True
+        self._probe: dict[str, Any] | None = None
+        self._memory = None
+        self._checkpoints: CheckpointKeeper | None = None
+        self._checkpoint_requested = False
+        # Telemetry since the last flush: logged (step, name, value) and the hooks' (step, norm, lr).
+        self._logged: list[tuple[int, str, Any]] = []
+        self._stepped: list[tuple[int, Any, float]] = []
+        self._logs_since_flush = 0
+        self._log_calls = 0
+        self._last_logged_step = -1
+        self._optimizer_steps = 0
+        self._last_flush = time.monotonic()
+        self._window_started = time.perf_counter()
+        self._window_steps = 0
+        self._loop_started: float | None = None
+        self._paused_seconds = 0.0
+        self._samples_per_step = 0
+        self._best_val_loss: float | None = None
+        self._last_eval: dict[str, float] = {}
+        self._last_train_loss: float | None = None
+        self._peak_memory: float | None = None
+        self._stop: tuple[str, str | None] | None = None
+        self._begun = False
+        self._finished = False
+        self._lock = threading.RLock()  # finish() may come from a signal handler or atexit
+        self._previous_handlers: dict[int, Any] = {}
+        self._previous_excepthook = None
+        self._install_handlers()
+        atexit.register(self._at_exit)
+
+    # -- what the user reads -------------------------------------------------------------------------
+    @property
+    def id(self) -> str | None:
+        """The run id (under torchrun, ranks other than 0 learn it at `watch` or the first flush)."""
+        return self.session.run_id
+
+    @property
+    def run_id(self) -> str | None:
+        return self.id
+
+    @property
+    def step(self) -> int:
+        return self.session.step
+
+    @property
+    def status(self) -> str:
+        return self.session.status
+
+    @property
+    def should_stop(self) -> bool:
+        """True once a stop was asked for (`workbench stop`, the dashboard, a signal) or the run diverged."""
+        return self._stop is not None
+
+    @property
+    def checkpoint_requested(self) -> bool:
+        """A checkpoint was asked for and not yet taken (see `saves_checkpoints`)."""
+        return self._checkpoint_requested
+
+    def take_checkpoint_request(self) -> bool:
+        """True once per checkpoint request: for integrations whose framework saves the checkpoint."""
+        requested, self._checkpoint_requested = self._checkpoint_requested, False
+        return requested
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted", "interrupted (Ctrl+C)")
+        else:
+            self._fail(exc_type, exc, tb)
+        return False
+
+    def __repr__(self) -> str:
+        return f"<workbench Run {self.session.run_id} {self.session.status}>"
+
+    # -- watch -----------------------------------------------------------------------------------------
+    def watch(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None) -> "Run":
+        """Gradient telemetry, probes, NaN origin and live control for this model and optimizer. Call it
+        once, best before the loop. A scheduler passed here keeps its shape on set-lr and goes into
+        checkpoints."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"run.watch: model: must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"run.watch: optimizer: must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if self.model is not None:
+            raise RuntimeError("run.watch: this run already watches a model")
+        from workbench.presets import loop_preset
+
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        first = next(iter(model.parameters()), None)
+        self.device = first.device if first is not None else torch.device("cpu")
+        self._host_sync = self.device.type != "cuda"
+        self.params_total, self.params_trainable = count_parameters(model)
+        self.named_trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.trainable = [p for _, p in self.named_trainable]
+        group = optimizer.param_groups[0]
+        self.preset = loop_preset(self.name, self.config, group.get("lr"), group.get("weight_decay"))
+        self.loss_fn = _outputs_sum
+        self._hooks.append(optimizer.register_step_pre_hook(self._before_step))
+        self._hooks.append(optimizer.register_step_post_hook(self._after_step))
+        self._hooks.append(model.register_forward_pre_hook(self._remember_input, with_kwargs=True))
+        if self._begun:  # watched after the first log: the diagnostics that need watch join now
+            self._watched_late()
+        else:
+            self._begin()
+        self.session.probe_start(self._optimizer_steps)
+        return self
+
+    def _watched_late(self) -> None:
+        from workbench.diagnostics.engine import default_detectors
+
+        if self.diagnostics.ctx is not None:
+            self.diagnostics.ctx.preset = self.preset
+        present = {d.name for d in self.diagnostics.detectors}
+        self.diagnostics.add_detectors(d for d in default_detectors() if d.name not in present)
+        if self.session.writer is not None:
+            self.store.update_run(self.session.run_id, params=self.params_total, device=str(self.device))
+        self._share_id()
+
+    def _remember_input(self, module, args, kwargs) -> None:
+        if torch.is_grad_enabled():  # training forwards only, not evaluation under no_grad
+            self._last_input = (args, kwargs)
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        if self.session.control.pending():
+            self.apply_control()
+        step = self._optimizer_steps
+        if self._stop is not None and self._stop[0] == "diverged":
+            self._drop_gradients()  # after a divergence the weights stay the last good ones
+            return
+        norm = grad_norm(self.trainable)
+        if self._host_sync:
+            norm = norm.item()
+            if not math.isfinite(norm):
+                self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
+                with torch.enable_grad():
+                    self._diverge(step, "grad", math.nan, norm, self._replay_batch())
+                self._drop_gradients()
+                return
+        self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
+        if step % PROBE_EVERY == 0:
+            self._probe = probe_before_step(self.named_trainable)
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        step = self._optimizer_steps
+        self._optimizer_steps = step + 1
+        if self._loop_started is None:
+            self._loop_started = time.perf_counter()
+        self._window_steps += 1
+        if self.session.step <= step:
+            self.session.step = step + 1
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            self.session.publish_probe(step, *probe_after_step(step, probe))
+        if (step + 1) % PROBE_EVERY == 0:
+            self.session.probe_start(step + 1)
+        if self._log_calls == 0:  # a loop that does not log: publish what the hooks saw on the same cadence
+            if self.topology.distributed:
+                if len(self._stepped) >= DISTRIBUTED_LOG_EVERY:
+                    self._flush()
+            elif len(self._stepped) >= MAX_PENDING or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+                self._flush()
+        elif len(self._stepped) >= MAX_PENDING:
+            self._flush()
+
+    def _drop_gradients(self) -> None:
+        for p in self.trainable:
+            p.grad = None  # optimizers skip parameters without a gradient: this step changes nothing
+
+    def _replay_batch(self) -> Any:
+        """The last forward's inputs as the (x, y) batch the NaN replay takes, where it can replay them."""
+        if self._last_input is None:
+            return None
+        args, kwargs = self._last_input
+        if kwargs and not args:
+            return (dict(kwargs), None)
+        if len(args) == 1 and not kwargs:
+            return (args[0], None)
+        return None
+
+    # -- log -----------------------------------------------------------------------------------------------
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record metrics at `step` (default: the optimizer step just taken, or a count of log calls for a
+        run that is not watched). Values: numbers or one-element tensors (kept on their device until the
+        next flush). Names starting with val_ are evaluation metrics (val_loss, val_accuracy, ...)."""
+        if self._finished:
+            return  # after finish (an integration's last callback, say): nothing more is recorded
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"run.log: metrics: must be a dict, got {type(metrics).__name__}")
+        if step is None:
+            step = max(0, self._optimizer_steps - 1) if self.model is not None else self._log_calls
+        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"run.log: step: must be a non-negative integer, got {step!r}")
+        logged: list[tuple[int, str, Any]] = []
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1:
+                    raise ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
+                logged.append((step, name, value.detach()))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                logged.append((step, name, float(value)))
+            elif hasattr(value, "item") and getattr(value, "size", 1) == 1:  # numpy scalars
+                logged.append((step, name, float(value.item())))
+            else:
+                raise ValueError(f"run.log: {name!r}: expected a number or a one-element tensor, "
+                                 f"got {type(value).__name__}")
+        self._logged += logged
+        self._log_calls += 1
+        if step + 1 > self.session.step:
+            self.session.step = step + 1
+        if not self._begun:
+            self._begin()
+        if self._loop_started is None:
+            self._loop_started = time.perf_counter()
+        if self.model is None:
+            if step > self._last_logged_step:
+                self._window_steps += 1
+                self._last_logged_step = step
+            if self.session.control.pending():
+                self.apply_control()
+        self._logs_since_flush += 1
+        if self.topology.distributed:
+            if self._logs_since_flush >= DISTRIBUTED_LOG_EVERY:
+                self._flush()
+        elif self._logs_since_flush >= MAX_PENDING or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            self._flush()
+
+    # -- control ---------------------------------------------------------------------------------------------
+    def apply_control(self) -> None:
+        """Apply pending commands now: pause blocks until resume, set-lr changes the watched optimizer,
+        checkpoint saves (or flags, see `saves_checkpoints`), stop sets `should_stop`. Called at every
+        optimizer step of a watched run and every `log` of one that is not; integrations may call it."""
+        if self.session.control.pending() and not self._finished:
+            paused = self.session.handle_commands(self._apply)
+            self._paused_seconds += paused
+
+    def _apply(self, command: str, arg: Any) -> None:
+        if command == "set_lr":
+            if self.optimizer is None:
+                self.session.log(f"set-lr ignored: the run does not watch an optimizer (run.watch)", kind="log")
+                return
+            from workbench.training.optim import scale_learning_rate
+
+            old = self.optimizer.param_groups[0]["lr"]
+            scale_learning_rate(self.optimizer, self.scheduler, arg)
+            self.session.log(f"learning rate {old:.3g} -> {arg:.3g} at step {self.session.step}", kind="log")
+        elif command == "checkpoint":
+            self._checkpoint_requested = True
+            if self.saves_checkpoints and self.model is not None:
+                self._checkpoint_or_pause("manual")
+                self._checkpoint_requested = False
+        elif command == "stop":
+            status, reason = arg
+            if self._stop is None:
+                if self.saves_checkpoints and self.model is not None:
+                    try:
+                        self.checkpoint("stop")
+                    except OSError as error:
+                        self.session.log(f"stop checkpoint failed: {error}", kind="error")
+                self._stop = (status, reason or f"{status} on request at step {self.session.step}")
+        elif command == "profile":
+            self.session.log("profiling is only available for preset runs", kind="log")
+
+    def _checkpoint_or_pause(self, kind: str) -> None:
+        import sqlite3
+
+        try:
+            if self.session.writer is not None:
+                self.session.writer.flush()
+            self.checkpoint(kind)
+        except (OSError, sqlite3.Error) as error:
+            self.session.storage_trouble("checkpoint", error)
+
+    def checkpoint(self, kind: str = "manual") -> Path | None:
+        """Save the watched model, optimizer and scheduler state into the run's checkpoint folder now
+        (rank 0 only; returns the path)."""
+        if self.model is None:
+            raise RuntimeError("run.checkpoint: watch a model first (run.watch)")
+        if not self.topology.is_main:
+            return None
+        if self._checkpoints is None:
+            self._checkpoints = CheckpointKeeper(self.store, self.session.run_id, KEEP_CHECKPOINTS)
+        step = self.session.step
+        payload = {
+            "format": CHECKPOINT_FORMAT, "kind": kind, "step": step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+        }
+        path = self._checkpoints.save(payload, step, kind, self._last_eval.get("val_loss"))
+        self.session.log(f"checkpoint ({kind}) at step {step}: {path}", kind="checkpoint", path=str(path))
+        return path
+
+    # -- flush ---------------------------------------------------------------------------------------------
+    def _flush(self, collective: bool = True) -> None:
+        """Read back what was logged since the last flush (one transfer per device) and publish it.
+        Under torchrun every rank flushes at the same step, where the collectives happen (not at the
+        final flush, which one rank may reach alone: a signal, an exception)."""
+        logged, self._logged = self._logged, []
+        stepped, self._stepped = self._stepped, []
+        self._logs_since_flush = 0
+        self._last_flush = time.monotonic()
+        if not self._begun:
+            self._begin(collective)
+        session = self.session
+        if collective and self.topology.distributed and torch.distributed.is_initialized():
+            self._share_id()
+            session.control.exchange(self.topology)
+        if not logged and not stepped:
+            return
+        session.flush_start()
+        logged = self._read_back(logged)
+        stepped = self._read_back_norms(stepped)
+        # The hooks' readings first: a value the loop logs under the same name and step replaces them
+        # (log the pre-clip norm as grad_norm when you clip before optimizer.step()).
+        values: dict[tuple[int, str], float] = {}
+        for step, norm, lr in stepped:
+            values[(step, "grad_norm")] = norm
+            values[(step, "lr")] = float(lr)
+        evals: dict[int, dict[str, float]] = {}
+        for step, name, value in logged:
+            if name.startswith("val_"):
+                evals.setdefault(step, {})[name] = value
+            else:
+                values[(step, name)] = value
+        rows = [(step, name, value) for (step, name), value in values.items()]
+        rows.sort(key=lambda row: row[0])
+        newest = max((row[0] for row in rows), default=session.step - 1)
+        rows += [(newest, name, value) for name, value in self._extras().items()]
+        losses = [value for (_, name), value in values.items() if name == "loss"]
+        if losses:
+            self._last_train_loss = sum(losses) / len(losses)
+        session.publish(TelemetryBatch(step=newest, elapsed=time.time(), rows=rows))
+        for step in sorted(evals):
+            metrics = evals[step]
+            val_loss = metrics.get("val_loss")
+            if val_loss is not None and math.isfinite(val_loss):
+                if self._best_val_loss is None or val_loss < self._best_val_loss:
+                    self._best_val_loss = val_loss
+                metrics["best_val_loss"] = self._best_val_loss
+            self._last_eval.update(metrics)
+            session.publish_eval(step, metrics)
+        if self._stop is None:
+            bad_loss = next((step for (step, name), value in sorted(values.items())
+                             if name == "loss" and not math.isfinite(value)), None)
+            bad_norm = next((step for step, norm, _ in stepped if not math.isfinite(norm)), None)
+            if bad_loss is not None or bad_norm is not None:  # on CUDA, or a loss that broke without the grads
+                what, step = (("loss", bad_loss) if bad_norm is None or (bad_loss is not None and bad_loss <= bad_norm)
+                              else ("grad", bad_norm))
+                self._diverge(step, what, values.get((step, "loss"), math.nan),
+                              values.get((step, "grad_norm"), math.nan), None)
+
+    @staticmethod
+    def _read_back(logged: list[tuple[int, str, Any]]) -> list[tuple[int, str, float]]:
+        tensors = [value for _, _, value in logged if isinstance(value, torch.Tensor)]
+        if not tensors:
+            return logged
+        read = iter(_to_floats(tensors))
+        return [(step, name, next(read) if isinstance(value, torch.Tensor) else value) for step, name, value in logged]
+
+    @staticmethod
+    def _read_back_norms(stepped: list[tuple[int, Any, float]]) -> list[tuple[int, float, float]]:
+        tensors = [norm for _, norm, _ in stepped if isinstance(norm, torch.Tensor)]
+        if not tensors:
+            return stepped
+        read = iter(_to_floats(tensors))
+        return [(step, next(read) if isinstance(norm, torch.Tensor) else norm, lr) for step, norm, lr in stepped]
+
+    def _extras(self) -> dict[str, float]:
+        """Throughput, memory, the other groups' LRs and wall time, at the newest step of a flush."""
+        now = time.perf_counter()
+        elapsed = now - self._window_started
+        steps, self._window_steps, self._window_started = self._window_steps, 0, now
+        extra: dict[str, float] = {"steps_per_s": steps / elapsed if elapsed > 0 else 0.0}
+        batch = self._batch_size()
+        if batch:
+            extra["samples_per_s"] = extra["steps_per_s"] * batch
+        if self.device is not None:
+            if self._memory is None:
+                from workbench.training.device import MemoryMeter
+
+                self._memory = MemoryMeter(self.device)
+            memory = self._memory.read()
+            extra.update(memory)
+            peak = max((v for k, v in memory.items() if k != "mem/cuda_reserved_mb"), default=None)
+            if peak is not None:
+                self._peak_memory = max(self._peak_memory or 0.0, peak)
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups[1:]:
+                extra[f"lr/{group.get('name', 'group')}"] = float(group["lr"])
+        if self._loop_started is not None:
+            extra["time_s"] = now - self._loop_started
+        return extra
+
+    def _batch_size(self) -> int:
+        if self._last_input is None:
+            return 0
+        from workbench.training.batches import batch_size_of
+
+        args, kwargs = self._last_input
+        try:
+            return int(batch_size_of(args[0] if args else next(iter(kwargs.values()))))
+        except Exception:
+            return 0
+
+    # -- divergence, endings ---------------------------------------------------------------------------
+    def _diverge(self, step: int, what: str, loss: float, norm: float, batch: Any) -> None:
+        """A non-finite loss or gradient: name the layer, keep the last good weights, stop as diverged."""
+        if self._stop is not None and self._stop[0] == "diverged":
+            return
+        if not self._begun:
+            self._begin()
+        self.session.nonfinite(step, batch, what, loss, norm)
+        self._stop = ("diverged", f"non-finite {what} at step {step}")
+        if self.model is not None and self.saves_checkpoints:
+            try:
+                self.checkpoint("last_good")  # checked before optimizer.step(): still the good weights (CPU)
+            except Exception:
+                pass
+
+    def _begin(self, collective: bool = True) -> None:
+        """Set-up is over: the writer starts and the diagnostics set up (with what `watch` gave them)."""
+        if self._begun:
+            return
+        self._begun = True
+        if self.model is None:
+            self.diagnostics.detectors = [d for d in self.diagnostics.detectors if d.name not in NEEDS_WATCH]
+        if collective:
+            self._share_id()
+        fields: dict[str, Any] = {}
+        if self.model is not None:
+            fields = {"params": self.params_total, "device": str(self.device)}
+        self.session.begin(**fields)
+
+    def _share_id(self) -> None:
+        """Under torchrun every rank learns rank 0's run id at the first collective point."""
+        if self._id_shared or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+            return
+        self._id_shared = True
+        self.session.run_id = distributed.broadcast_object(self.session.run_id, self.topology)
+
+    def stats(self) -> dict[str, Any]:
+        seconds = 0.0
+        if self._loop_started is not None:
+            seconds = max(0.0, time.perf_counter() - self._loop_started - self._paused_seconds)
+        steps = self._optimizer_steps or self.session.step
+        batch = self._batch_size()
+        return {
+            "steps_per_second": steps / seconds if seconds > 0 else 0.0,
+            "samples_per_second": steps * batch / seconds if seconds > 0 and batch else 0.0,
+            "loop_seconds": seconds,
+            "train_loss": self._last_train_loss,
+            "best_val_loss": self._best_val_loss,
+            "params": self.params_total,
+            "trainable_params": self.params_trainable,
+            "peak_memory_mb": self._peak_memory,
+            **self._last_eval,
+        }
+
+    def finish(self, status: str | None = None, reason: str | None = None) -> str:
+        """End the run: the final flush, the final status (default: completed, or stopped / diverged /
+        interrupted as the run went), hooks removed. Returns the status. Calling it again does nothing."""
+        if status is not None and status not in RECORDED_ENDINGS:
+            raise ValueError(f"run.finish: status: must be one of {', '.join(RECORDED_ENDINGS)}, got {status!r}")
+        return self._end(status, reason, None)
+
+    def _end(self, status: str | None, reason: str | None, trace: str | None) -> str:
+        with self._lock:
+            if self._finished:
+                return self.session.status
+            self._finished = True
+            try:
+                self._flush(collective=False)
+            except Exception as error:
+                self.session.log(f"final flush failed: {type(error).__name__}: {error}", kind="error")
+            if status is None:
+                status, reason = self._stop if self._stop is not None else ("completed", reason)
+            elif reason is None and self._stop is not None and self._stop[0] == status:
+                reason = self._stop[1]
+            for hook in self._hooks:
+                hook.remove()
+            self._hooks = []
+            self._restore_handlers()
+            atexit.unregister(self._at_exit)
+            if not self._begun:
+                self._begin(collective=False)
+            self.session.finish(status, reason, trace, self.stats())
+            return status
+
+    def _fail(self, exc_type, exc, tb) -> None:
+        trace = "".join(traceback.format_exception(exc_type, exc, tb))
+        self._end("failed", f"{exc_type.__name__}: {exc}", trace)
+
+    # -- process endings: signals, an uncaught exception, interpreter exit -----------------------------
+    def _install_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in _SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # ignored on purpose (nohup ignores SIGHUP): the process goes on, so does the run
+            try:
+                self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+            except (ValueError, OSError):
+                pass
+        self._previous_excepthook = sys.excepthook
+        sys.excepthook = self._on_uncaught
+
+    def _restore_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in self._previous_handlers.items():
+                if signal.getsignal(sig) == self._on_signal:
+                    signal.signal(sig, handler)
+        if self._previous_excepthook is not None and sys.excepthook == self._on_uncaught:
+            sys.excepthook = self._previous_excepthook
+
+    def _on_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        try:
+            self._end("interrupted", f"{name} received at step {self.session.step}", None)
+        finally:
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:  # the default action: end the process as the signal would
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
+    def _on_uncaught(self, exc_type, exc, tb) -> None:
+        try:
+            if issubclass(exc_type, KeyboardInterrupt):
+                self._end("interrupted", "interrupted (Ctrl+C)", None)
+            else:
+                self._fail(exc_type, exc, tb)
+        finally:
+            (self._previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
+
+    def _at_exit(self) -> None:
+        self._end(None, None, None)
+
+
+def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
+    """One host transfer per device for a list of one-element tensors, in order."""
+    by_device: dict[torch.device, list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        by_device.setdefault(tensor.device, []).append(index)
+    out = [math.nan] * len(tensors)
+    for indices in by_device.values():
+        values = torch.stack([tensors[i].reshape(()).float() for i in indices]).cpu().tolist()
+        for i, value in zip(indices, values):
+            out[i] = value
+    return out
