@@ -64,6 +64,7 @@ def test_bad_input_exits_2_with_one_line_and_records_nothing(capsys, runs_dir, a
         assert RunStore(runs_dir).list_runs() == []
 
 
+@pytest.mark.slow
 def test_diverged_exits_3_and_failed_exits_1(capsys, tmp_path):
     bad_data = tmp_path / "data.py"
     bad_data.write_text(

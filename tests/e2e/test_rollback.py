@@ -20,6 +20,7 @@ def diverge(runs_dir, lr: float) -> str:
     return json.loads(done.stdout)["run_id"]
 
 
+@pytest.mark.slow
 def test_bad_rollbacks_are_one_line_exit_2_and_change_nothing(runs_dir):
     run_id = diverge(runs_dir, 100)
     store = RunStore(runs_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from workbench.tui.state import RunState
 from workbench.tui.widgets.progress import RunProgress
 
@@ -57,6 +59,7 @@ def test_steps_and_epoch_come_from_rows_in_any_order():
     assert state.step == 100  # an evaluation alone is not a training step
 
 
+@pytest.mark.slow  # watches a live run for 6 s by design
 async def test_the_loss_chart_and_the_progress_line_show_the_same_step(make_app):
     """The chart the eye compares with the progress line is redrawn with it, from the same data."""
     from support import pilot_wait_for as wait_for
