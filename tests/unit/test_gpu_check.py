@@ -91,7 +91,7 @@ def test_a_host_sync_inside_a_step_fails_the_case_and_names_where(tmp_path, monk
                                 extra=["train.threads=1", "train.probe_every=0"])
     monkeypatch.undo()
     assert case["status"] == "failed" and not case["no_host_sync"] and not case["ok"]
-    assert "engine.py" in case["sync_at"] and "_train" in case["sync_at"]
+    assert "(from trainer.py:" in case["sync_at"] and "in _train)" in case["sync_at"]
     assert cuda.mode == "default"  # left as it was found
 
 

@@ -61,6 +61,7 @@ class CpuContentionDetector(Detector):
         self.clock = clock
         self.cores = cores
         self.threads = threads
+        self.fixed_threads = threads is not None  # else read from torch at each sample (the fix may lower it)
         self.patience = patience
         self.active = False
 
@@ -83,6 +84,10 @@ class CpuContentionDetector(Detector):
         now = self.clock()
         if self.last is not None and now - self.last[0] < SAMPLE_SECONDS:
             return
+        if not self.fixed_threads:
+            import torch
+
+            self.threads = torch.get_num_threads()  # on the training thread, where the count applies
         reading = self.usage.read()
         if reading is None:
             self.active = False  # no /proc/stat here: nothing to measure with
@@ -119,5 +124,7 @@ class CpuContentionDetector(Detector):
                    f"runs {self.threads} intra-op threads{cost}", {
                        "other_cores": round(others, 2), "cores": self.cores, "threads": self.threads,
                        "seconds": round(lasted, 1), "steps_per_s": round(typical, 1),
+                       # the threads that fit the cores the others left (the dashboard's t applies it)
+                       "suggested_threads": max(1, min(self.threads - 1, int(self.cores - others))),
                        "best_steps_per_s": round(self.best_rate, 1) or None,
                    }, severity=severity)

@@ -7,11 +7,13 @@ writes the store, findings and checkpoints. The backend is NCCL on CUDA and gloo
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,12 @@ def mean_across_ranks(values: list[float], device: torch.device, topology: Topol
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return (tensor / topology.world_size).tolist()
+
+
+def sync_gradients(model: Any, last: bool):
+    """The context for one micro-step's forward and backward under gradient accumulation: DDP all-reduces
+    the gradients in every backward, so all but the last micro-step run under its `no_sync()` and the
+    accumulated gradients are reduced once per optimizer step (as nanoGPT does). Elsewhere a no-op."""
+    if last or not isinstance(getattr(model, "_orig_mod", model), DistributedDataParallel):
+        return nullcontext()
+    return getattr(model, "_orig_mod", model).no_sync()

@@ -9,7 +9,7 @@ between steps.
 
 Per-step cost is kept to what a hand-written loop does plus reading two scalars: on CPU the loss and
 gradient norm are read every step (cheap there, and it lets a non-finite step be caught before the
-weights are touched); on CUDA they stay on the device and are read back once per `log_every` steps.
+weights are touched); on CUDA they stay on the device and are read back once per flush (`training/cadence.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,6 +35,7 @@ from workbench.notices import notices_to
 from workbench.store import RunStore
 from workbench.training import distributed
 from workbench.training.batches import BatchSource, split_batch, to_device
+from workbench.training.cadence import PROBE_BUDGET, Cadence
 from workbench.training.checkpoints import (CheckpointKeeper, load_checkpoint, restore_rng_state,
                                             resumable_checkpoints, rng_state)
 from workbench.training.device import MemoryMeter, pick_device
@@ -44,6 +46,7 @@ from workbench.training.session import RunResult, RunSession, StopRun
 from workbench.training.step import (autocast, count_parameters, forward_loss, grad_norm, probe_after_step,
                                      probe_before_step, train_rows)
 from workbench.training.telemetry import Callback, Event, TelemetryBatch
+from workbench.training.threads import ThreadChoice, choose_threads
 
 CHECKPOINT_FORMAT = 1
 
@@ -71,8 +74,11 @@ class Trainer:
         resume_run_id: str | None = None,
         poll_store_commands: bool = True,
         run_id: str | None = None,
+        dashboard: bool = False,
     ):
         self.preset = preset
+        self.dashboard = dashboard  # a live dashboard's UI thread shares this process (the thread rule)
+        self.threads: ThreadChoice | None = None
         self.store = store
         self.resume_run_id = resume_run_id
         self._new_run_id = run_id  # a detached run's id is chosen by its launcher
@@ -170,6 +176,12 @@ class Trainer:
     def set_lr(self, lr: float) -> None:
         self.session.control.set_lr(lr)
 
+    def set_threads(self, threads: int) -> None:
+        """torch's intra-op threads from the next step on (applied on the training thread, where they count)."""
+        if not (isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 1024):
+            raise ValueError("threads must be an integer from 1 to 1024")
+        self.session.control.send("set_threads", threads)
+
     def start(self) -> threading.Thread:
         """Run on a background thread; returns it. Poll `status`/`result`, or join the thread."""
         self.thread = threading.Thread(target=self.run, name="workbench-trainer", daemon=True)
@@ -211,8 +223,6 @@ class Trainer:
         preset = self.preset
         config = preset.train
         check_preset(preset)
-        if config.threads:
-            torch.set_num_threads(config.threads)
         distributed.init_process_group(self.topology)
         seed_everything(config.seed)
         self.device = pick_device(config.device)
@@ -226,6 +236,9 @@ class Trainer:
             raise ConfigError(f"model: builder returned {type(model).__name__}, not a torch.nn.Module")
         self.model = model.to(self.device)
         self.params_total, self.params_trainable = count_parameters(self.model)
+        # Set here, on the thread that trains: torch's intra-op thread count is per thread under OpenMP.
+        self.threads = choose_threads(config.threads, self.device.type, self.params_total, dashboard=self.dashboard)
+        torch.set_num_threads(self.threads.threads)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.named_trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.model, preset.optim)
@@ -273,6 +286,7 @@ class Trainer:
             f"{self.device}", kind="setup", params=self.params_total, trainable=self.params_trainable,
             device=str(self.device),
         )
+        self.log(self.threads.describe(), kind="log", threads=self.threads.threads, cores=self.threads.cores)
 
     def _load_resume_state(self) -> list[Path]:
         """Restore the newest usable checkpoint; returns the kept checkpoint files, oldest first."""
@@ -333,8 +347,12 @@ class Trainer:
         host_sync = self.device.type != "cuda"
         accum = config.grad_accum
         clip = config.grad_clip
-        log_every = config.log_every
-        probe_every = config.probe_every
+        # Flushes about FLUSH_HZ a second (or every log_every steps); probes every probe_every steps, within a
+        # time budget at the default probe_every. Between flushes a step compares two integers.
+        default_probes = config.probe_every == type(config).model_fields["probe_every"].default
+        cadence = Cadence(config.log_every, config.probe_every, start=self.step,
+                          probe_budget=PROBE_BUDGET if default_probes else None)
+        self._cadence = cadence
         eval_every = config.eval_every
         checkpoint_every = config.checkpoint_every
         max_steps = config.max_steps
@@ -342,9 +360,12 @@ class Trainer:
         optimizer, scheduler, scaler, ema = self.optimizer, self.scheduler, self.scaler, self.ema
         forward, loss_fn, device, dtype = self.forward_model, self.loss_fn, self.device, self.autocast_dtype
         source = self.train_source
-        losses: list[Any] = []
-        norms: list[Any] = []
-        lrs: list[float] = []
+        # The window's per-step values go into slots allocated once (the cadence bounds a window).
+        slots = cadence.max_window
+        losses: list[Any] = [0.0] * slots
+        norms: list[Any] = [0.0] * slots
+        lrs: list[float] = [0.0] * slots
+        filled = 0
         window_start = self.step
         self._window_time = time.perf_counter()
         self._peak_memory = None
@@ -358,24 +379,27 @@ class Trainer:
                 if control.pending():
                     paused_seconds += session.handle_commands(self._apply)
                 step = self.step
-                probing = probe_every and step % probe_every == 0
+                probing = step >= cadence.next_probe
                 if probing:
+                    probe_started = time.perf_counter()
                     session.probe_start(step)
                     self.model.train()
                 batch = None
                 loss_sum = None
                 profiler = self._profiler
-                for _ in range(accum):
+                for micro in range(accum):
                     if profiler is not None:
                         fetch_started = time.perf_counter()
                     batch = source.next() if on_cpu else to_device(source.next(), device, non_blocking=True)
                     if profiler is not None:
                         profiler.data_time(time.perf_counter() - fetch_started)
                     x, y = split_batch(batch)
-                    with autocast(device, dtype):
-                        loss, _ = forward_loss(forward, loss_fn, x, y)
-                    scaled = loss / accum if accum > 1 else loss
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    # Under DDP only the last micro-step all-reduces the accumulated gradients (no_sync()).
+                    with distributed.sync_gradients(forward, micro == accum - 1):
+                        with autocast(device, dtype):
+                            loss, _ = forward_loss(forward, loss_fn, x, y)
+                        scaled = loss / accum if accum > 1 else loss
+                        (scaler.scale(scaled) if scaler is not None else scaled).backward()
                     loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 if scaler is not None:
                     scaler.unscale_(optimizer)
@@ -383,9 +407,10 @@ class Trainer:
                 loss_value = loss_sum / accum if accum > 1 else loss_sum
                 if host_sync:
                     loss_value, norm = loss_value.item(), norm.item()
-                losses.append(loss_value)
-                norms.append(norm)
-                lrs.append(optimizer.param_groups[0]["lr"])
+                losses[filled] = loss_value
+                norms[filled] = norm
+                lrs[filled] = optimizer.param_groups[0]["lr"]
+                filled += 1
                 if host_sync and ((not math.isfinite(loss_value) and not self.topology.distributed)
                                   or (scaler is None and not math.isfinite(norm))):
                     self._nonfinite(step, batch, "loss" if not math.isfinite(loss_value) else "grad", loss_value, norm)
@@ -403,13 +428,17 @@ class Trainer:
                 self._samples_seen += samples_per_step
                 if probing:
                     session.publish_probe(step, *probe_after_step(step, probe))
+                    # The probe's own cost: the probing step less an ordinary one.
+                    cost = time.perf_counter() - probe_started - (cadence.step_seconds or 0.0)
+                    cadence.probed(step, cost)
                 if profiler is not None and profiler.end_step():
                     self._profiler = None
                     self.log(profiler.report, kind="profile", rows=profiler.rows)
-                if self.step % log_every == 0 or self.step == max_steps:
-                    self._flush(window_start, losses, norms, lrs, samples_per_step, tokens_per_sample)
+                if self.step >= cadence.next_flush or self.step == max_steps:
+                    self._flush(window_start, losses[:filled], norms[:filled], lrs[:filled], samples_per_step,
+                                tokens_per_sample)
                     window_start = self.step
-                    losses, norms, lrs = [], [], []
+                    filled = 0
                 if (eval_every and self.step % eval_every == 0) or self.step == max_steps:
                     paused_seconds += self._timed(self._evaluate)
                 if checkpoint_every and self.step % checkpoint_every == 0 and self.step < max_steps:
@@ -427,9 +456,10 @@ class Trainer:
             self._loop_samples = steps_done * samples_per_step
             self._loop_tokens = self._loop_samples * tokens_per_sample
             source.close()
-        if losses and not self._flush_diverged:
+        if filled and not self._flush_diverged:
             try:
-                self._flush(window_start, losses, norms, lrs, samples_per_step, tokens_per_sample)
+                self._flush(window_start, losses[:filled], norms[:filled], lrs[:filled], samples_per_step,
+                            tokens_per_sample)
             except Exception:
                 pass
         if status == "completed" and session.writer is not None:
@@ -463,6 +493,11 @@ class Trainer:
 
             self._profiler = StepProfiler(arg, self.device)
             self.log(f"profiling the next {arg} steps", kind="log")
+        elif command == "set_threads":
+            old = torch.get_num_threads()
+            torch.set_num_threads(arg)
+            self.threads = replace(self.threads, threads=arg, why="train.threads") if self.threads else None
+            self.log(f"intra-op threads {old} -> {arg} at step {self.step}", kind="log", threads=arg)
         elif command == "set_lr":
             old = self.optimizer.param_groups[0]["lr"]
             scale_learning_rate(self.optimizer, self.scheduler, arg)
@@ -497,6 +532,7 @@ class Trainer:
         elapsed = now - self._window_time
         self._window_time = now
         n = len(losses)
+        self._cadence.flushed(window_start + n, n, elapsed)
         rows = train_rows(window_start, losses, norms, lrs)
         step = window_start + n - 1
         extra = {"steps_per_s": n / elapsed if elapsed > 0 else 0.0,

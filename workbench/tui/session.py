@@ -105,6 +105,7 @@ class RunSession:
             else:
                 self.trainer = build(self.store, [self.buffer])
             self.preset = self.trainer.preset
+            self.trainer.dashboard = True  # its UI thread shares the cores: the trainer's thread rule counts it
             self.trainer.start()
         finally:
             self._launched.set()
@@ -211,6 +212,13 @@ class RunSession:
         if self.trainer is None or not self.active:
             return False
         self.trainer.profile(steps)
+        return True
+
+    def set_threads(self, threads: int) -> bool:
+        """torch's intra-op threads for the rest of the run (the cpu_contention fix)."""
+        if self.trainer is None or not self.active:
+            return False
+        self.trainer.set_threads(threads)
         return True
 
     def current_lr(self) -> float | None:

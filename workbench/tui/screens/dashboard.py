@@ -79,6 +79,7 @@ class DashboardScreen(Screen):
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("r", "set_lr", "Set LR"),
         Binding("f", "profile", "Profile"),
+        Binding("t", "fewer_threads", "Fewer threads", tooltip="Apply the cpu_contention fix now"),
         Binding("l", "log_y", "Log y"),
         Binding("e", "smoothing", "Smooth", tooltip="Smoothing"),
         Binding("w", "x_axis", "X axis", tooltip="Steps/Time"),
@@ -119,6 +120,7 @@ class DashboardScreen(Screen):
         self._relaunch_from: str | None = None  # the status a rollback started from
         self._rolled_back_to: int | None = None  # the step the last rollback went back to
         self._findings_dirty = False
+        self._threads_set: int | None = None  # intra-op threads asked for with the cpu_contention fix
         self._findings_shown = 0.0  # time spent in tick(), for the benchmark and tests
         state = self.session.state
         self.charts = [
@@ -223,6 +225,8 @@ class DashboardScreen(Screen):
             self._findings_dirty = True
         # Repeats only bump counts: refresh the panel at most once a second, new findings at once.
         now = time.monotonic()
+        if changes.new_findings:  # a cpu_contention finding brings its key into the footer
+            self.refresh_bindings()
         if self._findings_dirty and (changes.new_findings or now - self._findings_shown >= FINDINGS_REFRESH_S
                                      or state.ended):
             self.findings.set_findings(state.sorted_findings())
@@ -375,6 +379,8 @@ class DashboardScreen(Screen):
         controllable = self.session.launched and self.session.active
         if action in ("toggle_pause", "stop", "checkpoint", "set_lr"):
             return True if controllable else None
+        if action == "fewer_threads":  # offered while a cpu_contention finding says how many threads fit
+            return True if controllable and self._contention_threads() is not None else None
         if action == "cancel_queue":  # only on a queued run with runs still to come
             return self.queue is not None and self.queue.remaining > 0
         if action == "new_run":  # shown once the run has ended
@@ -473,6 +479,23 @@ class DashboardScreen(Screen):
         self.app.push_screen(PromptScreen("Learning rate", f"{current:g}" if current else "", validate_lr,
                                           hint="Applies from the next step; the schedule continues from it."),
                              chosen)
+
+    def _contention_threads(self) -> int | None:
+        """The intra-op thread count the cpu_contention finding suggests, if it is fewer than now."""
+        for finding in self.session.state.findings.values():
+            if finding.get("code") == "cpu_contention":
+                evidence = finding.get("evidence") or {}
+                suggested, now = evidence.get("suggested_threads"), self._threads_set or evidence.get("threads")
+                if suggested and now and suggested < now:
+                    return int(suggested)
+        return None
+
+    def action_fewer_threads(self) -> None:
+        threads = self._contention_threads()
+        if threads is not None and self.session.set_threads(threads):
+            self._threads_set = threads
+            self.log_pane.add(self.session.state.step, "ui", f"intra-op threads → {threads} requested")
+            self.refresh_bindings()
 
     def _sync_preset(self) -> None:
         """A rollback may continue with clipping on: draw the new threshold."""
