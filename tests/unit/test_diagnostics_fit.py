@@ -155,3 +155,21 @@ def test_an_evaluation_between_flushes_waits_for_the_steps_before_it():
     engine.on_eval(trainer, 200, {"val_loss": 0.6})
     engine.on_end(trainer, "completed")  # the run ended before its flush: judged with what there is
     assert [s for s, _, _ in seen] == [100, 200] and seen[1][1] is None
+
+
+def test_the_evaluation_reports_the_standard_error_of_its_val_loss(store):
+    import math
+
+    from workbench.diagnostics.base import EvalPoint
+    from workbench.diagnostics.overfitting import val_noise
+    from workbench.training.evaluate import standard_error
+
+    # equal batches: the sample std of their losses over sqrt(batches); one batch says nothing about noise
+    assert math.isclose(standard_error([(1.0, 64), (2.0, 64), (3.0, 64), (2.0, 64)]), math.sqrt(2 / 3) / 2)
+    assert standard_error([(1.0, 64)]) is None and standard_error([(1.0, 64), (math.nan, 64)]) is None
+    out = train(fast_preset(**{"train.max_steps": 100, "train.eval_every": 50, "train.eval_batches": 8}), store)
+    metrics = out.trainer.last_eval
+    assert 0 < metrics["val_loss_se"] < metrics["val_loss"]
+    assert len(store.metric_series(out.trainer.run_id, "val_loss_se")) == 2
+    point = EvalPoint(100, metrics["val_loss"], 0.1, metrics)
+    assert val_noise([point], point) == max(metrics["val_loss_se"], 0.01 * metrics["val_loss"])

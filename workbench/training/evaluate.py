@@ -12,12 +12,26 @@ from workbench.training.batches import batch_size_of, eval_batches, split_batch,
 from workbench.training.step import autocast
 
 
+def standard_error(batch_losses: list[tuple[float, int]]) -> float | None:
+    """Standard error of the val loss (the size-weighted mean of the batches' losses) from the spread of those
+    losses: how far it could move by chance alone, so diagnostics can tell a real change from noise. None
+    for fewer than two batches or a non-finite loss."""
+    count = len(batch_losses)
+    total = sum(n for _, n in batch_losses)
+    if count < 2 or not total or not all(math.isfinite(loss) for loss, _ in batch_losses):
+        return None
+    mean = sum(loss * n for loss, n in batch_losses) / total
+    spread = sum((n * (loss - mean)) ** 2 for loss, n in batch_losses)
+    return math.sqrt(spread * count / (count - 1)) / total
+
+
 @torch.no_grad()
 def evaluate(forward, loss_fn, val_data, device: torch.device, task: str, batch_size: int, batches: int,
              collate=None, autocast_dtype=None) -> dict[str, float]:
     """Val loss and accuracy / perplexity / MAE as the task has them; {} when there is no val data.
     The caller puts the model in eval mode (and back)."""
     total_loss, total_n, correct, counted, abs_err, err_n = 0.0, 0, 0, 0, 0.0, 0
+    batch_losses: list[tuple[float, int]] = []
     for batch in eval_batches(val_data, batch_size, batches, collate):
         batch = to_device(batch, device)
         x, y = split_batch(batch)
@@ -31,7 +45,8 @@ def evaluate(forward, loss_fn, val_data, device: torch.device, task: str, batch_
                 logits = getattr(output, "logits", output)
                 loss = loss_fn(logits, y)
         n = batch_size_of(x)
-        total_loss += float(loss) * n
+        batch_losses.append((float(loss), n))
+        total_loss += batch_losses[-1][0] * n
         total_n += n
         if logits is None or y is None:
             continue
@@ -51,6 +66,9 @@ def evaluate(forward, loss_fn, val_data, device: torch.device, task: str, batch_
     if not total_n:
         return {}
     metrics = {"val_loss": total_loss / total_n}
+    se = standard_error(batch_losses)
+    if se is not None:
+        metrics["val_loss_se"] = se
     if counted:
         metrics["val_accuracy"] = correct / counted
     if err_n:
