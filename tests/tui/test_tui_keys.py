@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 
 from support import pilot_wait_for as wait_for
 from support.tui import QUICK, open_configure, train_runs
@@ -90,6 +91,7 @@ async def test_question_mark_and_f1_list_every_key_of_each_screen(make_app, runs
         await help_lists_every_key(pilot)
 
 
+@pytest.mark.slow
 async def test_dashboard_help_footer_and_the_palettes_keys_panel(make_app):
     preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
     app = make_app(preset=preset, start=True)

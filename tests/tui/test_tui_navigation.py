@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from support import pilot_wait_for as wait_for
 from support.tui import QUICK, form_ready, train_runs, write_user_preset
 from workbench.presets import DEFAULT_PRESET, load_preset
@@ -28,6 +30,7 @@ async def test_the_presets_list_opens_on_the_default_preset(make_app):
         assert DEFAULT_PRESET in str(screen.query_one("#preset-detail").render())
 
 
+@pytest.mark.slow
 async def test_screens_ask_the_app_through_messages(make_app, runs_dir):
     write_user_preset("nav-quick", [*QUICK, "train.max_steps=20"])
     a, b = train_runs(runs_dir, steps=20)

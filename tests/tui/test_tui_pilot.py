@@ -163,6 +163,7 @@ async def test_start_pause_change_lr_checkpoint_and_stop(make_app, runs_dir):
     assert {"manual", "stop"} <= kinds
 
 
+@pytest.mark.slow
 async def test_quit_asks_first_while_a_run_is_active_then_stops_it_cleanly(make_app, runs_dir):
     preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
     app = make_app(preset=preset, start=True)
@@ -216,6 +217,7 @@ def faulty_preset(tmp_path: Path, mode: str):
                                          *QUICK])
 
 
+@pytest.mark.slow
 async def test_an_exception_in_training_shows_the_traceback_and_a_new_run_can_start(make_app, tmp_path, runs_dir):
     app = make_app(preset=faulty_preset(tmp_path, "raise"), start=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -308,6 +310,7 @@ async def test_chart_controls_and_resizing_mid_run(make_app):
         assert dash.session.active
 
 
+@pytest.mark.slow
 async def test_the_command_palette_holds_the_screens_key_bindings(make_app):
     preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
     app = make_app(preset=preset, start=True)

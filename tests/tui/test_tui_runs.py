@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from support.tui import train_runs
 from support import pilot_wait_for as wait_for
 from workbench.tui.app import WorkbenchApp
@@ -11,6 +13,7 @@ from workbench.tui.screens.dashboard import DashboardScreen
 from workbench.tui.screens.runs import RunsScreen, matches, parse_filter
 
 
+@pytest.mark.slow
 async def test_runs_screen_lists_filters_sorts_opens_and_compares(runs_dir):
     a, b = train_runs(runs_dir, lrs=(0.003, 0.5), steps=40)
     app = WorkbenchApp(runs_dir=runs_dir, count_params=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual import events
 
 from support import pilot_wait_for as wait_for
@@ -24,6 +25,7 @@ async def typed_into(pilot, widget, keys: list[str]) -> str:
     return widget.value
 
 
+@pytest.mark.slow
 async def test_a_burst_of_edits_in_a_form_field_ends_with_the_typed_value(make_app):
     app = make_app()
     async with app.run_test(size=(140, 45)) as pilot:
