@@ -30,7 +30,6 @@ the same store record and writer, diagnostics engine, control channel, heartbeat
 from __future__ import annotations
 
 import atexit
-import json
 import math
 import signal
 import sys
@@ -70,6 +69,34 @@ def init(name: str, config: Mapping[str, Any] | None = None, runs_dir: str | Pat
     return Run(name, config, runs_dir)
 
 
+CONFIG_DEPTH = 100
+
+
+def _json_config(value: Any, where: str = "config", depth: int = 0) -> Any:
+    """The config as the store keeps it (JSON): string keys, finite numbers, and anything JSON cannot hold
+    (paths, dtypes, objects, NaN/inf) kept as its text; nesting past CONFIG_DEPTH levels is refused."""
+    if depth > CONFIG_DEPTH:
+        raise ValueError(f"workbench.init: {where}: nested more than {CONFIG_DEPTH} levels deep")
+    if isinstance(value, Mapping):
+        return {key if isinstance(key, str) else str(key): _json_config(item, f"{where}.{key}", depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_config(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf": JSON has no such numbers
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
+
+
+def _as_float(number: int | float) -> float:
+    """A logged number as the store keeps it; an integer too large for a float is infinite."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
 def _outputs_sum(output: Any, target: Any = None) -> torch.Tensor:
     """What the NaN replay backpropagates for a user's loop (its loss is outside the model): the sum of
     the model's floating outputs, so each module's backward is exercised with finite upstream gradients."""
@@ -90,8 +117,7 @@ class Run:
         from workbench.presets import loop_preset
 
         self.name = name.strip()
-        # Stored as JSON: values JSON cannot hold (paths, dtypes, objects) are kept as their text.
-        self.config: dict[str, Any] = json.loads(json.dumps(dict(config or {}), default=str))
+        self.config: dict[str, Any] = _json_config(dict(config or {}))
         self.store = RunStore(runs_dir if runs_dir is not None else default_runs_dir())
         self.topology = distributed.topology_from_env()
         self.preset = loop_preset(self.name, self.config)
@@ -312,21 +338,24 @@ class Run:
             raise TypeError(f"run.log: metrics: must be a dict, got {type(metrics).__name__}")
         if step is None:
             step = max(0, self._optimizer_steps - 1) if self.model is not None else self._log_calls
-        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"run.log: step: must be a non-negative integer, got {step!r}")
+        elif isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
+            raise ValueError(f"run.log: step: must be a non-negative integer below 2**63, got {step!r}")
         logged: list[tuple[int, str, Any]] = []
-        for name, value in metrics.items():
+        for name, value in metrics.items():  # all checked before any is kept: a refused call records nothing
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"run.log: metric name {name!r}: must be a non-empty string")
             if isinstance(value, torch.Tensor):
                 if value.numel() != 1:
                     raise ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
+                if value.is_complex():
+                    raise ValueError(f"run.log: {name!r}: a complex tensor (log a real number)")
                 logged.append((step, name, value.detach()))
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                logged.append((step, name, float(value)))
-            elif hasattr(value, "item") and getattr(value, "size", 1) == 1:  # numpy scalars
-                logged.append((step, name, float(value.item())))
-            else:
+                continue
+            number = value.item() if hasattr(value, "item") and getattr(value, "size", 1) == 1 else value  # numpy
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ValueError(f"run.log: {name!r}: expected a number or a one-element tensor, "
                                  f"got {type(value).__name__}")
+            logged.append((step, name, _as_float(number)))
         self._logged += logged
         self._log_calls += 1
         if step + 1 > self.session.step:
