@@ -161,3 +161,40 @@ def test_under_torchrun_two_ranks_make_one_run_and_a_stop_ends_both(tmp_path, st
     assert {r["run_id"] for r in ranks} == {run["run_id"]} and len(store.list_runs()) == 1
     record = store.get_run(run["run_id"])
     assert record["status"] == "stopped" and record["world_size"] == 2
+
+
+def test_set_lr_from_another_process_reaches_the_optimizer_and_keeps_the_schedule(tmp_path, store):
+    from workbench.integrations.lightning import WorkbenchLogger
+
+    logger = WorkbenchLogger()
+    model = quadrant_classifier()
+    seen = {}
+
+    def work():
+        wait_for(lambda: logger.run is not None and store.metric_names(logger.run.id), what="the first metrics")
+        assert run_cli("control", logger.run.id, "set-lr", "0.0123", timeout=60).returncode == 0
+        wait_for(lambda: model.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0123), timeout=30,
+                 what="the new learning rate")
+        seen["base_lrs"] = list(model.trainer.lr_scheduler_configs[0].scheduler.base_lrs)
+        assert run_cli("stop", logger.run.id, timeout=60).returncode == 0
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    lightning_fit(tmp_path, logger, model, max_steps=1_000_000, max_epochs=-1, val_check_interval=None,
+                  check_val_every_n_epoch=1000)
+    thread.join(10)
+    assert seen["base_lrs"] == [pytest.approx(0.0123)]  # StepLR's base moved with it: the schedule keeps its shape
+    assert store.last_metric(logger.run.id, "lr") == pytest.approx(0.0123)
+    assert store.get_run(logger.run.id)["status"] == "stopped"
+
+
+def test_without_its_callback_the_logger_still_records_the_metrics(tmp_path, store):
+    from workbench.integrations.lightning import WorkbenchLogger
+
+    logger = WorkbenchLogger(name="pl-bare")
+    lightning_fit(tmp_path, logger, quadrant_classifier(), callbacks=[])
+    record = store.get_run(logger.run.id)
+    assert record["status"] == "completed" and record["preset"] == "pl-bare"
+    assert record["config"]["hparams"] == {"hidden": 32, "lr": 0.05}
+    names = set(store.metric_names(logger.run.id))
+    assert {"loss", "val_loss", "val_accuracy"} <= names and "grad_norm" not in names  # nothing watched
