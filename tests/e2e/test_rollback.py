@@ -37,3 +37,26 @@ def test_bad_rollbacks_are_one_line_exit_2_and_change_nothing(runs_dir):
     done = run_cli("rollback", run_id, "--runs-dir", str(runs_dir / "elsewhere"))
     assert done.returncode == 2 and "no run store" in done.stderr
     store.close()
+
+
+@pytest.mark.slow
+def test_workbench_rollback_rescues_the_runs_that_diverge_at_lr_100_and_3(runs_dir):
+    """The last_good weights at the bad step were blown up (weight norm 1e18); the rollback goes back to the
+    snapshot from before the explosion (here the start) and the run completes."""
+    for lr, flags in ((3, []), (3, ["--clip", "1.0"]), (100, ["--clip", "1.0"])):
+        run_id = diverge(runs_dir, lr)
+        store = RunStore(runs_dir)
+        events = [e["text"] for e in store.events(run_id)]
+        assert any(text.startswith("rollback point: step 0,") for text in events), events[-5:]
+        store.close()
+        done = run_cli("rollback", run_id, *flags, "--json", "--runs-dir", str(runs_dir))
+        assert done.returncode == 0, (lr, flags, done.stderr[-3000:])
+        summary = json.loads(done.stdout)
+        assert summary["run_id"] == run_id and summary["status"] == "completed" and summary["steps"] == 1500
+        assert "back to step 0 (diverged at step" in done.stderr
+        assert summary["metrics"]["val_accuracy"] > 0.9, summary["metrics"]
+    # LR x 0.1 from lr 100 is still too high for SGD here: it diverges again, and says so (exit 3).
+    run_id = diverge(runs_dir, 100)
+    done = run_cli("rollback", run_id, "--json", "--runs-dir", str(runs_dir))
+    assert done.returncode == 3 and json.loads(done.stdout)["status"] == "diverged"
+    assert f"run {run_id} diverged" in done.stderr

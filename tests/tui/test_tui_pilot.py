@@ -374,3 +374,30 @@ async def test_f_profiles_the_next_steps_and_shows_the_report(make_app, runs_dir
         await wait_for(pilot, lambda: store.events(dash.session.run_id, kind="profile"),
                        what="the profile event in the store")
         store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lr, choice", [(3.0, "1"), (3.0, "2"), (100.0, "2")])
+async def test_one_a_rescues_a_run_that_diverges(make_app, lr, choice):
+    """`workbench tui --preset mlp-quadrants --start --set optim.name=sgd --set optim.lr=LR --set
+    train.grad_clip=0`: one `a` goes back to the snapshot from before the explosion and the run completes."""
+    preset = load_preset("mlp-quadrants", ["optim.name=sgd", f"optim.lr={lr}", "train.grad_clip=0",
+                                           "train.threads=1"])
+    app = make_app(preset=preset, start=True)
+    async with app.run_test(size=(140, 45)) as pilot:
+        dash = app.dashboard
+        await wait_for(pilot, lambda: dash.session.state.status == "diverged", timeout=120, what="the divergence")
+        diverged_at, first = dash.session.state.step, dash.session.trainer
+        await pilot.pause(0.3)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the divergence actions")
+        assert "(step 0, before the explosion)" in str(app.screen.title_text)
+        await pilot.press(choice)
+        await wait_for(pilot, lambda: dash.session.trainer not in (None, first), what="the rollback trainer")
+        await wait_for(pilot, lambda: dash.session.state.ended, timeout=300, what="the rolled-back run to end")
+        state = dash.session.state
+        assert state.status == "completed" and state.step == 1500, (state.status, state.reason)
+        assert any("rolled back to step 0 (diverged at step" in text for _, _, text in dash.log_pane.entries), \
+            [text for _, _, text in dash.log_pane.entries][-6:]
+        assert diverged_at > 0
+        assert min(state.series["loss"].steps) == 0 and state.latest("val_accuracy") > 0.9

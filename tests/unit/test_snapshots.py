@@ -69,3 +69,15 @@ def test_clone_state_copies_nested_optimizer_state():
     assert not torch.equal(copy["state"][0]["exp_avg"], exp_avg)
     with pytest.raises(ValueError):
         SnapshotKeeper(keep=0)
+
+
+def test_a_single_bad_step_on_sane_weights_keeps_those_weights():
+    model = torch.nn.Linear(4, 2)
+    keeper = SnapshotKeeper(every_steps=10, every_seconds=1e9, keep=2)
+    norm = lambda: weight_norm(model.parameters())  # noqa: E731
+    keeper.take(0, model_state(model), norm)
+    for start in range(0, 30, 10):
+        keeper.offer(start, [1.0] * 10, [0.5] * 10, model_state(model), norm, now=0.0)
+    assert keeper.choose(35, current_norm=norm()) is None  # nothing grew: roll back to the weights themselves
+    assert keeper.choose(35, current_norm=norm() * 1e9).step == 30  # blown-up weights: the snapshot
+    assert keeper.choose(35, growth_seen_at=25, current_norm=norm()).step == 20  # growth seen: before it

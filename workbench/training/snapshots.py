@@ -151,12 +151,21 @@ class SnapshotKeeper:
             start = window.start
         return start
 
-    def choose(self, diverged_step: int, growth_seen_at: int | None = None) -> Snapshot | None:
+    def choose(self, diverged_step: int, growth_seen_at: int | None = None,
+               current_norm: float | None = None) -> Snapshot | None:
         """The newest snapshot taken at or before the explosion began (a detector's finding of growth, at
-        `growth_seen_at`, can put that start earlier); else the run's start; None before any snapshot."""
+        `growth_seen_at`, can put that start earlier); else the run's start.
+
+        None when nothing had blown up: a single bad step after sane windows, with the weights before it
+        (`current_norm`) within WEIGHT_GROWTH of the newest snapshot's, is best rolled back to those
+        weights themselves (their data position is past the offending batch)."""
         start = self.explosion_start(diverged_step)
         if growth_seen_at is not None:
             start = min(start, growth_seen_at)
+        newest = self.snapshots[-1] if self.snapshots else None
+        if (start >= diverged_step and current_norm is not None and math.isfinite(current_norm) and newest
+                is not None and current_norm <= WEIGHT_GROWTH * max(newest.weight_norm, 1e-12)):
+            return None
         chosen = [s for s in self.snapshots if s.step <= start]
         if chosen:
             return chosen[-1]

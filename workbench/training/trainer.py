@@ -43,6 +43,7 @@ from workbench.training.evaluate import BestTracker, evaluate
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler, scale_learning_rate
 from workbench.training.session import RunResult, RunSession, StopRun
+from workbench.training.snapshots import SnapshotKeeper, weight_norm
 from workbench.training.step import (autocast, count_parameters, forward_loss, grad_norm, probe_after_step,
                                      probe_before_step, train_rows)
 from workbench.training.telemetry import Callback, Event, TelemetryBatch
@@ -277,6 +278,10 @@ class Trainer:
             self.session.create(preset.name, preset.model_dump(mode="json"), run_id=self._new_run_id)
         self.checkpoints = CheckpointKeeper(self.store, self.run_id, config.keep_checkpoints, kept)
         self.session.begin(params=self.params_total, device=str(self.device))
+        # Known-good state in memory for a rollback (the start, then sane flush windows): see snapshots.py.
+        self.snapshots = SnapshotKeeper()
+        if self.topology.is_main:
+            self.snapshots.take(self.step, self._snapshot_payload, self._weight_norm)
         if preset.model.trust_remote_code:
             self.session.report("remote_code_enabled",
                                 "model.trust_remote_code = true: Python code shipped with the model weights was "
@@ -553,6 +558,8 @@ class Trainer:
         rows += [(step, name, value) for name, value in extra.items()]
         self.last_train_loss = sum(losses) / n
         session.publish(TelemetryBatch(step=step, elapsed=time.time(), rows=rows, epoch=extra["epoch"]))
+        if self.topology.is_main:  # the window is on the host already: judging it costs no sync
+            self.snapshots.offer(window_start, losses, norms, self._snapshot_payload, self._weight_norm)
         if bad is not None:
             what = "loss" if not math.isfinite(losses[bad]) else "grad"
             self._nonfinite(window_start + bad, None, what, losses[bad], norms[bad])
@@ -561,9 +568,10 @@ class Trainer:
         """Stop as diverged; diagnostics callbacks replay the batch to name the layer."""
         self.session.nonfinite(step, batch, what, loss, norm)
         self.optimizer.zero_grad(set_to_none=True)
-        # The weights are still the last good ones on CPU (checked before optimizer.step()).
+        # The weights from before this step are often blown up already (finite but huge): the rollback
+        # point is the newest snapshot from before the explosion began, else those weights.
         try:
-            self.save_checkpoint("last_good")
+            self._save_rollback_point(step)
         except Exception:
             pass
         raise StopRun("diverged", f"non-finite {what} at step {step}")
@@ -631,12 +639,41 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.store.run_dir(self.run_id) / "checkpoints"
 
-    def save_checkpoint(self, kind: str, val_loss: float | None = None) -> Path | None:
-        """Atomically save everything an exact resume needs. kinds: periodic, manual, stop, final, best,
-        last_good. The newest `keep_checkpoints` non-best checkpoints are kept. Rank 0 only."""
-        if not self.topology.is_main:
-            return None
-        payload = {
+    def _snapshot_payload(self) -> dict[str, Any]:
+        return self._checkpoint_payload("last_good")
+
+    def _weight_norm(self) -> float:
+        return weight_norm(self.trainable)
+
+    def _save_rollback_point(self, diverged_at: int) -> None:
+        """Write the rollback point as the `last_good` checkpoint and say which step it is."""
+        growth = [f.get("step") for f in self.findings.values()
+                  if f.get("code") in ("exploding_gradients", "lr_too_high") and f.get("step") is not None]
+        seen = min(growth) if growth else None
+        snapshot = self.snapshots.choose(diverged_at, growth_seen_at=seen, current_norm=self._weight_norm())
+        if snapshot is None:  # the weights before the bad step are sane: they are the rollback point
+            self.save_checkpoint("last_good")
+            return
+        # A resume takes the newest checkpoint: those written after the explosion began hold blown-up
+        # weights, so they go; one written between the snapshot and that start is healthier still.
+        start = min(self.snapshots.explosion_start(diverged_at), seen if seen is not None else diverged_at)
+        for row in self.store.checkpoints(self.run_id):
+            if row["kind"] == "best" or row["step"] <= snapshot.step:
+                continue
+            if row["step"] <= start and Path(row["path"]).is_file():
+                self.log(f"rollback point: step {row['step']:,} (a checkpoint before the explosion); diverged at "
+                         f"step {diverged_at:,}", kind="log")
+                return
+            Path(row["path"]).unlink(missing_ok=True)
+            self.store.remove_checkpoint(self.run_id, row["path"])
+            self.checkpoints.kept = [p for p in self.checkpoints.kept if str(p) != row["path"]]
+        path = self.checkpoints.save(snapshot.payload, snapshot.step, "last_good", None)
+        self.log(f"rollback point: step {snapshot.step:,}, the last healthy snapshot before the explosion "
+                 f"(weight norm {snapshot.weight_norm:.4g}); diverged at step {diverged_at:,}: {path}",
+                 kind="checkpoint", path=str(path), step=snapshot.step)
+
+    def _checkpoint_payload(self, kind: str) -> dict[str, Any]:
+        return {
             "format": CHECKPOINT_FORMAT,
             "kind": kind,
             "step": self.step,
@@ -651,6 +688,13 @@ class Trainer:
             "samples_seen": self._samples_seen,
             "elapsed": self._elapsed(),
         }
+
+    def save_checkpoint(self, kind: str, val_loss: float | None = None) -> Path | None:
+        """Atomically save everything an exact resume needs. kinds: periodic, manual, stop, final, best,
+        last_good. The newest `keep_checkpoints` non-best checkpoints are kept. Rank 0 only."""
+        if not self.topology.is_main:
+            return None
+        payload = self._checkpoint_payload(kind)
         path = self.checkpoints.save(payload, self.step, kind,
                                      val_loss if val_loss is not None else self.last_eval.get("val_loss"))
         self.log(f"checkpoint ({kind}) at step {self.step}: {path}", kind="checkpoint", path=str(path))

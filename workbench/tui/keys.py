@@ -47,8 +47,8 @@ DASHBOARD: list[KeyRow] = [
     ("f", "profile the next 20 steps with torch.profiler (on the trainer thread) and show the report: top "
           "operators by self time, data wait vs compute, memory per step; while paused or after the run, show "
           "the last report again"),
-    ("a", "after a divergence: roll back to the last good checkpoint and continue with LR x 0.1 or with "
-          "clipping at 1.0"),
+    ("a", "after a divergence: roll back to the last healthy state (the snapshot from before the explosion; "
+          "the dialog names its step) and continue with LR x 0.1 or with clipping at 1.0"),
     ("l", "log-scale y axis"),
     ("e", "smoothing: EMA weight 0 → 0.6 → 0.8 → 0.9 → 0.95 → 0.99 (the raw curve stays, faint)"),
     ("w", "x axis in steps or wall time"),
