@@ -106,11 +106,12 @@ def build_data(preset: Preset, fitted: dict[str, Any] | None = None):
             raise ConfigError(f"data.args ({preset.data.kind}): {error}") from None
     else:
         result = builder(**preset.data.args)
+    if isinstance(result, tuple) and len(result) == 2 and not isinstance(result, DataBundle):
+        result = DataBundle(result[0], result[1], infer_info(result[0], preset.task))
     if isinstance(result, DataBundle):
         fit_task(preset, result.info)
+        result.info.sample = fit_sample(result)
         return result
-    if isinstance(result, tuple) and len(result) == 2:
-        return DataBundle(result[0], result[1], infer_info(result[0], preset.task))
     raise ConfigError(f"data.target: must return (train_dataset, val_dataset), got {type(result).__name__}")
 
 
@@ -135,35 +136,40 @@ def fit_task(preset: Preset, info) -> None:
                       "(--data does this for you)")
 
 
-def check_fits(preset: Preset, model, data) -> None:
-    """Run the model on two samples before anything trains: a model that can't take the data's
-    inputs, or whose output doesn't match its classes (a 4-class head on 3 classes), is a one-line error."""
+def fit_sample(data):
+    """Two validation inputs (no augmentation, taken under a forked generator so the run's random stream
+    is untouched) for `check_fits`; None when the dataset can't hand them out here."""
     import torch
-
-    info = data.info
-    if info.task not in LABEL_TASKS or preset.train.loss == "model":
-        return
     from torch.utils.data import default_collate
 
+    with torch.random.fork_rng(devices=[]):
+        try:
+            source = data.val if data.val is not None and len(data.val) >= 2 else data.train
+            if hasattr(source, "__getitems__"):
+                x, _ = source.__getitems__([0, 1])
+            else:
+                x, _ = (data.info.collate or default_collate)([source[0], source[1]])
+        except Exception:  # an iterable or odd dataset: the trainer meets it with its own context
+            return None
+    return x if isinstance(x, torch.Tensor) else None
+
+
+def check_fits(preset: Preset, model, info) -> None:
+    """Run the model on the data's two sample inputs before anything trains: a model that can't take them,
+    or whose output doesn't match the classes (a 4-class head on 3 classes), is a one-line error."""
+    import torch
+
+    x = info.sample
+    if x is None or info.task not in LABEL_TASKS or preset.train.loss == "model" or not isinstance(model, torch.nn.Module):
+        return
     was_training = model.training
     model.eval()
     try:
-        # validation samples (no augmentation) under a forked generator: the run's random stream is untouched
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            try:
-                source = data.val if data.val is not None and len(data.val) >= 2 else data.train
-                if hasattr(source, "__getitems__"):
-                    x, _ = source.__getitems__([0, 1])
-                else:
-                    x, _ = (info.collate or default_collate)([source[0], source[1]])
-            except Exception:  # a dataset we can't sample here: the trainer reports it with its own context
-                return
-            if not isinstance(x, torch.Tensor):
-                return
+        with torch.no_grad():
             output = model(x)
     except Exception as error:
         shape = "x".join(str(d) for d in x.shape[1:])
-        raise ConfigError(f"model: does not fit the data: a sample of shape {shape} fails in the model "
+        raise ConfigError(f"model: does not fit the data: an input of shape {shape} fails in the model "
                           f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
     finally:
         model.train(was_training)
@@ -242,7 +248,9 @@ def build_model(preset: Preset, info):
         if "trust_remote_code" in params:
             args["trust_remote_code"] = preset.model.trust_remote_code
         try:
-            return builder(info, **args)
+            model = builder(info, **args)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"model.args ({preset.model.kind}): {error}") from None
+        check_fits(preset, model, info)  # a user's own model is left to its first step: its forward is theirs
+        return model
     return builder(**args)

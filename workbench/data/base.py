@@ -29,6 +29,8 @@ class DataInfo:
     # A DataLoader collate_fn for datasets whose items don't stack by default.
     collate: Callable[[list[Any]], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Two inputs (a batch of two validation samples) the model is tried on before anything trains.
+    sample: Any = None
 
 
 @dataclass
