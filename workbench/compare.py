@@ -11,7 +11,8 @@ from workbench.presets import diff_dicts
 from workbench.store import RunStore
 
 # Metrics compared, and whether lower is better.
-COMPARED = {"val_loss": True, "val_accuracy": False, "val_perplexity": True, "val_mae": True, "loss": True}
+COMPARED = {"val_loss": True, "val_accuracy": False, "val_perplexity": True, "val_mae": True, "val_r2": False,
+            "loss": True}
 
 
 def _first_reaching(store: RunStore, run_id: str, target: float) -> tuple[int | None, float | None]:

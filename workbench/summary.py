@@ -6,7 +6,7 @@ from typing import Any
 
 from workbench.store import RunStore
 
-METRIC_KEYS = ("val_loss", "val_accuracy", "val_perplexity", "val_mae")
+METRIC_KEYS = ("val_loss", "val_accuracy", "val_perplexity", "val_mae", "val_r2")
 
 
 def run_summary(store: RunStore, run_id: str) -> dict[str, Any] | None:

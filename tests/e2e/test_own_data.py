@@ -66,7 +66,8 @@ def test_a_number_to_predict_trains_a_regression_model(capsys, runs_dir, tmp_pat
     assert config["task"] == "regression" and config["train"]["loss"] == "mse"
     metrics = summary["metrics"]
     assert "val_accuracy" not in metrics or metrics["val_accuracy"] is None
-    assert metrics["val_mae"] is not None and metrics["val_mae"] < 0.25  # standardised units
+    assert metrics["val_mae"] is not None and metrics["val_mae"] < 400  # in the label's units (its std ~1800)
+    assert metrics["val_r2"] >= 0.9
 
 
 @pytest.mark.slow
@@ -141,3 +142,68 @@ def test_label_without_data_and_data_with_resume_are_usage_errors(capsys):
     assert "--label names a column of --data" in capsys.readouterr().err
     assert main(["train", "--resume", "some-run", "--data", "x.csv"]) == 2
     assert "--resume takes no --data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_standardisation_statistics_are_stored_with_the_run_and_survive_a_resume(store, tmp_path):
+    """The statistics come from the training rows only, are written with the run, and a resumed run uses
+    them even when the file has changed since (here every x1 moved by +1000)."""
+    import numpy as np
+
+    from workbench.data.source import describe_source
+    from workbench.data.tables import load_tables
+    from workbench.presets import load_preset
+    from workbench.training.trainer import Trainer
+    from workbench.training.telemetry import Callback
+
+    rows = table_rows(600, kind="classes")
+    path = write_csv(tmp_path / "iris.csv", rows)
+    base = load_preset("mlp-quadrants")
+    quick = ["train.max_steps=40", "train.eval_every=20", "train.checkpoint_every=20", "train.threads=1",
+             "train.probe_every=0", "train.log_every=10"]
+    preset = load_preset("mlp-quadrants", describe_source(str(path), None, base).as_overrides(base) + quick)
+
+    class StopAt(Callback):
+        def on_batch(self, run, batch):
+            if run.step >= 20:
+                run.stop()
+
+    partial = Trainer(preset, store, callbacks=[StopAt()]).run()
+    assert partial.status == "stopped"
+    state_file = store.run_dir(partial.run_id) / "data_state.json"
+    fitted = json.loads(state_file.read_text())
+    _, train_rows, val_rows, _, _ = load_tables(str(path), "species", None, "train", None, 0.2, 0, None, None, 50, 50)
+    train_x1 = np.array(train_rows["x1"].to_pylist())
+    all_x1 = np.array([r["x1"] for r in rows])
+    assert fitted["numeric"]["x1"]["mean"] == pytest.approx(train_x1.mean())
+    assert fitted["numeric"]["x1"]["mean"] != pytest.approx(all_x1.mean(), abs=1e-9)
+    assert fitted["numeric"]["x1"]["std"] == pytest.approx(train_x1.std())
+
+    write_csv(path, [{**r, "x1": r["x1"] + 1000} for r in rows])
+
+    class Logs(Callback):
+        lines: list[str] = []
+
+        def on_event(self, run, event):
+            self.lines.append(event.text)
+
+    resumed_trainer = Trainer(preset, store, callbacks=[Logs()], resume_run_id=partial.run_id)
+    resumed = resumed_trainer.run()
+    assert resumed.status == "completed" and resumed.steps == 40
+    assert resumed_trainer.info.extra["fitted"] == fitted  # the stored statistics, not the changed file's
+    assert json.loads(state_file.read_text()) == fitted
+    shifted = float(resumed_trainer.val_data.tensors[0][:, 0].mean())
+    assert shifted == pytest.approx(1000 / fitted["numeric"]["x1"]["std"], rel=0.05)
+    assert any("statistics restored from the run" in line for line in Logs.lines)  # the set-up log says so
+
+
+@pytest.mark.slow
+def test_a_head_that_does_not_fit_the_classes_is_an_error_before_training(capsys, runs_dir, tmp_path):
+    path = write_csv(tmp_path / "iris.csv", table_rows(90))
+    code = main(["train", "mlp-quadrants", "--data", str(path), "--set", "model.args.num_classes=4", *QUICK])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model: gives 4 outputs per sample, but the data needs 3 classes (setosa, versicolor, virginica)" in err
+    from workbench.store import RunStore
+
+    assert RunStore(runs_dir).list_runs() == []

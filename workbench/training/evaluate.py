@@ -27,11 +27,13 @@ def standard_error(batch_losses: list[tuple[float, int]]) -> float | None:
 
 @torch.no_grad()
 def evaluate(forward, loss_fn, val_data, device: torch.device, task: str, batch_size: int, batches: int,
-             collate=None, autocast_dtype=None) -> dict[str, float]:
-    """Val loss and accuracy / perplexity / MAE as the task has them; {} when there is no val data.
+             collate=None, autocast_dtype=None, target_scale: float = 1.0) -> dict[str, float]:
+    """Val loss and accuracy / perplexity / MAE (and R² for regression) as the task has them; {} when there
+    is no val data. `target_scale` turns an MAE on a standardised target back into the label's units.
     The caller puts the model in eval mode (and back)."""
     total_loss, total_n, correct, counted, abs_err, err_n = 0.0, 0, 0, 0, 0.0, 0
     batch_losses: list[tuple[float, int]] = []
+    sq_err, y_sum, y_sq = 0.0, 0.0, 0.0
     for batch in eval_batches(val_data, batch_size, batches, collate):
         batch = to_device(batch, device)
         x, y = split_batch(batch)
@@ -61,8 +63,13 @@ def evaluate(forward, loss_fn, val_data, device: torch.device, task: str, batch_
             correct += int((predicted == (y > 0.5)).sum())
             counted += y.numel()
         elif task in ("regression", "forecasting"):
-            abs_err += float((logits.reshape(y.shape) - y).abs().sum())
+            error = logits.reshape(y.shape) - y
+            abs_err += float(error.abs().sum())
             err_n += y.numel()
+            if task == "regression":
+                y = y.float()
+                sq_err += float(error.pow(2).sum())
+                y_sum, y_sq = y_sum + float(y.sum()), y_sq + float(y.pow(2).sum())
     if not total_n:
         return {}
     metrics = {"val_loss": total_loss / total_n}
@@ -72,7 +79,10 @@ def evaluate(forward, loss_fn, val_data, device: torch.device, task: str, batch_
     if counted:
         metrics["val_accuracy"] = correct / counted
     if err_n:
-        metrics["val_mae"] = abs_err / err_n
+        metrics["val_mae"] = abs_err / err_n * target_scale
+        variance = y_sq / err_n - (y_sum / err_n) ** 2
+        if task == "regression" and variance > 1e-12:  # R² = 1 - SSE / SST over the evaluated batches
+            metrics["val_r2"] = 1 - (sq_err / err_n) / variance
     if task in ("language_modeling", "seq2seq"):
         metrics["val_perplexity"] = math.exp(min(metrics["val_loss"], 50.0))
     return metrics

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.builders import build_data, build_model, check_preset
+from workbench.builders import build_data, build_model, check_preset, load_fitted, save_fitted
 from workbench.config import Preset
 from workbench.errors import ConfigError
 from workbench.notices import notices_to
@@ -230,7 +230,9 @@ class Trainer:
         if config.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.precision: fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         with notices_to(lambda text: self.log(text, kind="log", setup=True)):  # slow builds say what they do
-            data = build_data(preset)
+            # a resumed run sees its data through the statistics it learned on its first start
+            fitted = load_fitted(self.store.run_dir(self.resume_run_id)) if self.resume_run_id else None
+            data = build_data(preset, fitted=fitted)
             self.info = data.info
             model = build_model(preset, data.info)
         if not isinstance(model, nn.Module):
@@ -276,6 +278,8 @@ class Trainer:
             self.session.reopen(self.resume_run_id)
         else:
             self.session.create(preset.name, preset.model_dump(mode="json"), run_id=self._new_run_id)
+        if fitted is None and self.topology.is_main:
+            save_fitted(self.store.run_dir(self.run_id), data.info)
         self.checkpoints = CheckpointKeeper(self.store, self.run_id, config.keep_checkpoints, kept)
         self.session.begin(params=self.params_total, device=str(self.device))
         # Known-good state in memory for a rollback (the start, then sane flush windows): see snapshots.py.
@@ -602,7 +606,8 @@ class Trainer:
         model.eval()
         try:
             metrics = evaluate(forward, self.loss_fn, self.val_data, self.device, self.preset.task,
-                               config.batch_size, config.eval_batches, self.info.collate, self.autocast_dtype)
+                               config.batch_size, config.eval_batches, self.info.collate, self.autocast_dtype,
+                               target_scale=self.info.extra.get("target_scale", 1.0))
         finally:
             model.train()
             self.model.train()

@@ -53,7 +53,7 @@ def short_id(run_id: str) -> str:
 # What the summary table shows, most important first: when the terminal is too narrow for every column,
 # the last ones are left out (and the table says how many; `workbench compare --json` has them all).
 METRIC_LABELS = {"val_loss": "val loss", "val_accuracy": "val acc", "val_perplexity": "val ppl",
-                 "val_mae": "val mae", "loss": "train loss"}
+                 "val_mae": "val mae", "val_r2": "val R²", "loss": "train loss"}
 COLUMN_RANK = ["run", "best val loss", "status", "target", "steps", "last val loss", "Δ best val loss",
                "best val acc", "best val ppl", "best val mae", "steps/s", "last train loss", "preset",
                "last val acc", "last val ppl", "last val mae", "peak MiB", "samples/s", "best train loss"]

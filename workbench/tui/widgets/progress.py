@@ -60,7 +60,7 @@ class RunProgress(Widget):
         rate = state.steps_per_second()
         metrics = []
         for name, label, decimals in (("loss", "loss", 4), ("val_loss", "val", 4), ("val_accuracy", "acc", 3),
-                                      ("val_perplexity", "ppl", 2), ("val_mae", "mae", 4)):
+                                      ("val_perplexity", "ppl", 2), ("val_mae", "mae", 4), ("val_r2", "R²", 3)):
             value = state.latest(name)
             if value is not None:
                 metrics.append(f"{label} {format_number(value, decimals=decimals)}")
