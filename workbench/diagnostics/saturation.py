@@ -66,13 +66,14 @@ class SaturatedActivationsDetector(Detector):
             if name in self.seen or not isinstance(x, torch.Tensor) or x.dim() < 2 or x.numel() == 0:
                 return
             with torch.no_grad():
-                x = x.detach().float()
+                x = x.detach()
                 dim = 1 if x.dim() >= 4 or (x.dim() == 3 and channel_first_1d) else x.dim() - 1
-                rows = x.movedim(dim, -1).reshape(-1, x.shape[dim])
-                in_tail = rows.abs().gt(tail).float().mean(0)  # per unit
-                saturated = float(in_tail.ge(UNIT_FRACTION).float().mean())
-                mean_abs = float(rows.abs().mean())
-            self.seen[name] = (saturated, rows.shape[1], rows.shape[0], mean_abs)
+                size = x.abs().movedim(dim, -1).reshape(-1, x.shape[dim])
+                in_tail = size.gt(tail).float().mean(0)  # per unit
+                # one read-back for both numbers
+                saturated, mean_abs = torch.stack([in_tail.ge(UNIT_FRACTION).float().mean(),
+                                                   size.float().mean()]).tolist()
+            self.seen[name] = (saturated, size.shape[1], size.shape[0], mean_abs)
 
         return hook
 
