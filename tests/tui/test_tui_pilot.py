@@ -392,6 +392,11 @@ async def test_one_a_rescues_a_run_that_diverges(make_app, lr, choice):
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the divergence actions")
         assert "(step 0, before the explosion)" in str(app.screen.title_text)
+        options = app.screen.query_one("OptionList")
+        await pilot.pause(0.2)
+        room = options.content_region.width
+        assert all(len(str(options.get_option_at_index(i).prompt)) <= room for i in range(options.option_count)), (
+            room, [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)])
         await pilot.press(choice)
         await wait_for(pilot, lambda: dash.session.trainer not in (None, first), what="the rollback trainer")
         await wait_for(pilot, lambda: dash.session.state.ended, timeout=300, what="the rolled-back run to end")

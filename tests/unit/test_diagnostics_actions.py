@@ -32,8 +32,8 @@ def diverged_run(store):
 
 def test_the_panel_offers_both_actions():
     assert [a.label for a in DIVERGENCE_ACTIONS] == [
-        "Roll back to the last good checkpoint and continue with LR x 0.1",
-        "Roll back to the last good checkpoint and continue with gradient clipping at 1",
+        "Roll back, continue with LR x 0.1",
+        "Roll back, continue with gradient clipping at 1",
     ]
 
 

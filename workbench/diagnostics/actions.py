@@ -31,10 +31,9 @@ class DivergenceAction:
     label: str
 
 
-ROLLBACK_LOWER_LR = DivergenceAction(
-    "rollback_lower_lr", f"Roll back to the last good checkpoint and continue with LR x {LR_FACTOR:g}")
-ROLLBACK_CLIP = DivergenceAction(
-    "rollback_clip", f"Roll back to the last good checkpoint and continue with gradient clipping at {CLIP_NORM:g}")
+# Short: the dialog's question already says where the run goes back to, and a label must fit its width.
+ROLLBACK_LOWER_LR = DivergenceAction("rollback_lower_lr", f"Roll back, continue with LR x {LR_FACTOR:g}")
+ROLLBACK_CLIP = DivergenceAction("rollback_clip", f"Roll back, continue with gradient clipping at {CLIP_NORM:g}")
 
 
 class _AnnounceRollback(Callback):
@@ -122,12 +121,12 @@ def rollback_trainer(store, run_id: str, lr_factor: float | None = None, grad_cl
 
 
 def rollback_with_lower_lr(store, run_id: str, factor: float = LR_FACTOR, callbacks: Iterable[Callback] = ()):
-    """Roll back to the last good checkpoint and continue with LR x `factor` (0.1)."""
+    """Roll back to the last healthy state and continue with LR x `factor` (0.1)."""
     return rollback_trainer(store, run_id, lr_factor=factor, callbacks=callbacks)
 
 
 def rollback_with_clipping(store, run_id: str, clip: float = CLIP_NORM, callbacks: Iterable[Callback] = ()):
-    """Roll back to the last good checkpoint and continue with gradient clipping at `clip` (1.0)."""
+    """Roll back to the last healthy state and continue with gradient clipping at `clip` (1.0)."""
     return rollback_trainer(store, run_id, grad_clip=clip, callbacks=callbacks)
 
 
