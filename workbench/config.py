@@ -176,7 +176,7 @@ class TrainConfig(Section):
     compile: bool = False
     """Wrap the model in torch.compile."""
     log_every: int = Field(default=0, ge=0, le=100_000)
-    """Read metrics back and publish them every N steps; 0 = by wall time, about 8 times a second."""
+    """Read metrics back and publish them every N steps; 0 = by wall time, about 5 times a second."""
     probe_every: int = Field(default=200, ge=0, le=1_000_000_000)
     """Per-layer gradient norms, update ratios and activation probes every N steps (0 = off); left at
     the default, probes also stay within 2% of the wall time."""

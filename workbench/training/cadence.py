@@ -1,15 +1,15 @@
 """When the loop flushes and probes: by wall time, whatever a step costs.
 
 A flush (the device read-back, rows to the store, the detectors, the UI buffer) costs about a
-millisecond; a fixed step interval made that 2% of a 2 ms step's run at 25 steps and a dashboard that
-updated every minute at 3 s a step. So flushes aim at FLUSH_HZ a second: at each flush the loop
+millisecond (more with the detectors on a loaded machine); a fixed step interval made that 2% of a 2 ms
+step's run at 25 steps and a dashboard that updated every minute at 3 s a step. So flushes aim at FLUSH_HZ a second: at each flush the loop
 measures the seconds per step since the last one and sets the step of the next flush, and the per-step
 check is one integer comparison (no clock read, no allocation). The first flush comes after the first
 step, so the dashboard shows a run at once. `train.log_every = N` (N > 0) flushes every N steps
 instead.
 
 Probes (per-layer gradient norms, update ratios, activations) run at most every `train.probe_every`
-steps and, unless `train.probe_every` was set explicitly, within PROBE_BUDGET of the wall time: a probe
+steps and, at the default `train.probe_every`, within PROBE_BUDGET of the wall time: a probe
 that cost c seconds is followed by the next no sooner than c / PROBE_BUDGET seconds later, counted in
 steps at the measured step time.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-FLUSH_HZ = 8.0
+FLUSH_HZ = 5.0  # the dashboard draws 4 times a second: faster flushes would only cost
 MAX_WINDOW = 4096  # steps between flushes at most, whatever the rate (bounds the read-back buffer)
 PROBE_BUDGET = 0.02
 
