@@ -92,17 +92,20 @@ def quadrant_classifier(fail_at_step: int | None = None):
             self.save_hyperparameters()
             self.net = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, 4))
 
+        def forward(self, x):
+            return self.net(x)
+
         def training_step(self, batch, batch_idx):
             if fail_at_step is not None and self.global_step == fail_at_step:
                 raise RuntimeError("boom in training_step")
             x, y = batch
-            loss = nn.functional.cross_entropy(self.net(x), y)
+            loss = nn.functional.cross_entropy(self(x), y)
             self.log("train_loss", loss)
             return loss
 
         def validation_step(self, batch, batch_idx):
             x, y = batch
-            logits = self.net(x)
+            logits = self(x)
             self.log("val_loss", nn.functional.cross_entropy(logits, y))
             self.log("val_acc", (logits.argmax(-1) == y).float().mean())
 
