@@ -47,6 +47,7 @@ DASHBOARD: list[KeyRow] = [
     ("f", "profile the next 20 steps with torch.profiler (on the trainer thread) and show the report: top "
           "operators by self time, data wait vs compute, memory per step; while paused or after the run, show "
           "the last report again"),
+    ("t", "after a cpu_contention finding: use as many intra-op threads as it says fit, from the next step"),
     ("a", "after a divergence: roll back to the last healthy state (the snapshot from before the explosion; "
           "the dialog names its step) and continue with LR x 0.1 or with clipping at 1.0"),
     ("l", "log-scale y axis"),
@@ -104,7 +105,8 @@ FOOTER_ORDER: dict[str, list[str]] = {
     "presets": ["app.help", "select_cursor", "start_defaults", "screen.mark", "queue_marked", "runs", "app.quit",
                 "reload"],
     "configure": ["app.help", "start", "save", "sweep", "next_section", "back", "reset"],
-    "dashboard": ["app.help", "toggle_pause", "stop", "recover", "new_run", "cancel_queue", "app.quit", "set_lr",
+    "dashboard": ["app.help", "toggle_pause", "stop", "recover", "fewer_threads", "new_run", "cancel_queue",
+                  "app.quit", "set_lr",
                   "checkpoint", "profile", "log_y", "zoom_in", "reset_zoom", "next_chart", "maximize_chart",
                   "smoothing", "x_axis", "back"],
     "runs": ["app.help", "select_cursor", "screen.mark", "compare", "resume", "filter", "sort", "app.quit", "back"],

@@ -32,18 +32,19 @@ def finding_line(finding: dict[str, Any]) -> Text:
 
 
 def finding_detail(finding: dict[str, Any]) -> Text:
-    """Message, remedy and evidence of one finding."""
+    """Message, remedy and evidence of one finding: the remedy right under the message, so it is on screen
+    even where the panel has four rows (80x24)."""
     text = Text()
     text.append(finding.get("message", ""), style="bold")
+    if finding.get("remedy"):
+        text.append("\nTry: ", style="bold green")
+        text.append(finding["remedy"])
     steps = f"first at step {finding.get('step', 0):,}"
     if finding.get("last_step") not in (None, finding.get("step")):
         steps += f", last at step {finding['last_step']:,}"
     if finding.get("count", 1) > 1:
         steps += f", seen {finding['count']} times"
     text.append(f"\n{steps}", style="dim")
-    if finding.get("remedy"):
-        text.append("\n\nTry: ", style="bold green")
-        text.append(finding["remedy"])
     evidence = finding.get("evidence") or {}
     if evidence:
         text.append("\n\nEvidence\n", style="bold")
