@@ -16,7 +16,6 @@ Built on `lightning.pytorch` where that is installed, else on `pytorch_lightning
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Mapping
 
@@ -34,16 +33,11 @@ from workbench.integrations.names import numeric
 _FINALIZE = {"success": None, "failed": "failed", "finished": "interrupted"}
 
 
-def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-safe copy (tensors, dtypes, paths and other objects as strings)."""
-    return json.loads(json.dumps(dict(data), default=str))
-
-
 def _trainer_settings(trainer) -> dict[str, Any]:
     names = ("max_epochs", "max_steps", "min_epochs", "min_steps", "accumulate_grad_batches",
              "gradient_clip_val", "gradient_clip_algorithm", "precision", "log_every_n_steps",
              "val_check_interval", "check_val_every_n_epoch", "num_devices", "world_size")
-    return _plain({name: getattr(trainer, name, None) for name in names})
+    return {name: getattr(trainer, name, None) for name in names}  # the run keeps what JSON cannot as text
 
 
 class WorkbenchLogger(Logger):
@@ -83,7 +77,7 @@ class WorkbenchLogger(Logger):
             return
         if not isinstance(params, Mapping):
             params = vars(params)  # an argparse.Namespace
-        self._hparams.update(_plain(params))
+        self._hparams.update(params)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         # Not rank-zero-only: every rank calls the run alike and the run lets rank 0 alone write.
@@ -124,7 +118,7 @@ class WorkbenchCallback(Callback):
         # can use the run id as the logger's version.
         if stage != "fit" or (self.logger.run is not None and not self.logger._finished):
             return
-        hparams = _plain(getattr(pl_module, "hparams_initial", {}) or {})
+        hparams = dict(getattr(pl_module, "hparams_initial", {}) or {})
         config = {"trainer": "lightning", "model_class": type(pl_module).__name__,
                   "hparams": {**self.logger._hparams, **hparams}, "lightning": _trainer_settings(trainer)}
         if isinstance(trainer.max_steps, int) and trainer.max_steps > 0:

@@ -3,13 +3,12 @@
 The callback records the run (`TrainingArguments` and the model config as its config), watches the
 model and optimizer (gradient telemetry, probes, NaN origin, pause and set-lr through the optimizer's
 step hooks, the HF scheduler's shape kept), logs what `on_log` gets under workbench names, and turns the
-run's stop and checkpoint requests into `TrainerControl` flags (HF saves the checkpoint). `callback.run` is the `Run` (None until
-training begins).
+run's stop and checkpoint requests into `TrainerControl` flags (HF saves the checkpoint). `callback.run`
+is the `Run` (None until training begins). The run stores the config as JSON (other values as text).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from transformers import TrainerCallback
@@ -19,11 +18,6 @@ from workbench.integrations.names import numeric
 # The keys of the one on_log call HF makes at the end of `train()` (whole-run aggregates: train_loss is
 # the mean over every step). They are kept under their own names so they never overwrite a step's loss.
 _END_OF_TRAINING = "train_runtime"
-
-
-def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    """A JSON-safe copy (enums, dtypes and paths as strings)."""
-    return json.loads(json.dumps(data, default=str))
 
 
 def _unwrapped(optimizer: Any, scheduler: Any) -> tuple[Any, Any]:
@@ -55,12 +49,12 @@ class WorkbenchCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         import workbench
 
-        config: dict[str, Any] = {"trainer": "transformers", "training_args": _plain(args.to_dict())}
+        config: dict[str, Any] = {"trainer": "transformers", "training_args": args.to_dict()}
         if args.max_steps > 0:
             config["max_steps"] = args.max_steps  # the run's length, for the dashboard's progress
         model_config = getattr(model, "config", None)
         if model_config is not None and hasattr(model_config, "to_dict"):
-            config["model_config"] = _plain(model_config.to_dict())
+            config["model_config"] = model_config.to_dict()
         if model is not None:
             config["model_class"] = type(model).__name__
         name = self.name or args.run_name or (type(model).__name__ if model is not None else "transformers")
