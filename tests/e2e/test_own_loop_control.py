@@ -4,7 +4,10 @@ it shows as interrupted."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,3 +87,24 @@ def test_sigterm_marks_the_run_interrupted_and_ends_the_process(loop):
     assert process.returncode == -signal.SIGTERM  # the default action still ends the process
     run = store.get_run(run_id)
     assert run["status"] == "interrupted" and "SIGTERM" in run["reason"]
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun is not installed")
+def test_under_torchrun_every_rank_joins_one_run_and_stops_and_sets_the_lr_together(runs_dir, tmp_path):
+    from support.own_loop import DISTRIBUTED_LOOP
+
+    script = tmp_path / "ddp_loop.py"
+    script.write_text(DISTRIBUTED_LOOP)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    done = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29533", str(script), str(runs_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = sorted(line.split() for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2
+    (_, _, _, stop0, _, lr0, _, id0), (_, _, _, stop1, _, lr1, _, id1) = lines
+    assert stop0 == stop1 and 120 <= int(stop0) < 200  # the same step on both ranks, soon after the request
+    assert float(lr0) == float(lr1) == pytest.approx(0.02)
+    runs = RunStore(runs_dir).list_runs()
+    assert len(runs) == 1 and runs[0]["run_id"] == id0 == id1 and runs[0]["world_size"] == 2
+    assert runs[0]["status"] == "stopped"

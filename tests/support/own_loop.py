@@ -53,3 +53,39 @@ def start_loop(runs_dir: Path, max_steps: int = 10_000_000) -> tuple[subprocess.
         process.kill()
         raise AssertionError(f"the loop did not start: {process.stderr.read()}")
     return process, run_id
+
+
+DISTRIBUTED_LOOP = '''
+import sys
+import torch
+import torch.distributed as dist
+from torch import nn
+import workbench
+
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(rank)
+x = torch.randn(1024, 2)
+y = (x[:, 0] > 0).long() * 2 + (x[:, 1] > 0).long()
+model = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 4)))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+run = workbench.init("own-ddp", config={"lr": 0.1}, runs_dir=sys.argv[1])
+run.watch(model, optimizer)
+for step in range(1000):
+    if rank == 0 and step == 30:
+        run.session.control.set_lr(0.02)  # what `workbench control RUN set-lr 0.02` queues on rank 0
+    if rank == 0 and step == 120:
+        run.session.control.stop()
+    batch = torch.randint(0, 1024, (32,))
+    loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    run.log({"loss": loss}, step=step)
+    if run.should_stop:
+        break
+print(f"rank {rank} stopped-after {step} lr {optimizer.param_groups[0]['lr']} id {run.id}", flush=True)
+run.finish()
+dist.destroy_process_group()
+'''
