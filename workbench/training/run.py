@@ -54,6 +54,7 @@ from workbench.training.telemetry import TelemetryBatch
 FLUSH_INTERVAL_S = 0.5
 MAX_PENDING = 2000
 DISTRIBUTED_LOG_EVERY = 50
+TRAIN_LOSS_STEPS = 50  # the summary's train_loss: the mean of the last this many logged losses
 PROBE_EVERY = 200
 KEEP_CHECKPOINTS = 3
 CHECKPOINT_FORMAT = 1
@@ -126,6 +127,7 @@ class Run:
         self.diagnostics = DiagnosticsEngine()
         self.session = RunSession(self.store, [self.diagnostics], self.topology)
         self.session.attach(self)
+        self._commands_pending = self.session.control.pending
         if self.topology.is_main:
             self.session.run_id = self.store.create_run(self.name, self.config, world_size=self.topology.world_size)
         self._id_shared = not self.topology.distributed
@@ -271,7 +273,7 @@ class Run:
             self._last_input = (args, kwargs)
 
     def _before_step(self, optimizer, args, kwargs) -> None:
-        if self.session.control.pending():
+        if self._commands_pending():
             self.apply_control()
         step = self._optimizer_steps
         if self._stop is not None and self._stop[0] == "diverged":
@@ -368,7 +370,7 @@ class Run:
             if step > self._last_logged_step:
                 self._window_steps += 1
                 self._last_logged_step = step
-            if self.session.control.pending():
+            if self._commands_pending():
                 self.apply_control()
         self._logs_since_flush += 1
         if self.topology.distributed:
@@ -470,18 +472,20 @@ class Run:
             values[(step, "grad_norm")] = norm
             values[(step, "lr")] = float(lr)
         evals: dict[int, dict[str, float]] = {}
+        losses: list[tuple[int, float]] = []
         for step, name, value in logged:
             if name.startswith("val_"):
                 evals.setdefault(step, {})[name] = value
             else:
                 values[(step, name)] = value
+                if name == "loss":
+                    losses.append((step, value))
         rows = [(step, name, value) for (step, name), value in values.items()]
-        rows.sort(key=lambda row: row[0])
-        newest = max((row[0] for row in rows), default=session.step - 1)
+        newest = max((key[0] for key in values), default=session.step - 1)
         rows += [(newest, name, value) for name, value in self._extras().items()]
-        losses = [value for (_, name), value in values.items() if name == "loss"]
-        if losses:
-            self._last_train_loss = sum(losses) / len(losses)
+        recent = [value for _, value in losses[-TRAIN_LOSS_STEPS:] if math.isfinite(value)]
+        if recent:
+            self._last_train_loss = sum(recent) / len(recent)
         session.publish(TelemetryBatch(step=newest, elapsed=time.time(), rows=rows))
         for step in sorted(evals):
             metrics = evals[step]
@@ -493,8 +497,7 @@ class Run:
             self._last_eval.update(metrics)
             session.publish_eval(step, metrics)
         if self._stop is None:
-            bad_loss = next((step for (step, name), value in sorted(values.items())
-                             if name == "loss" and not math.isfinite(value)), None)
+            bad_loss = min((step for step, value in losses if not math.isfinite(value)), default=None)
             bad_norm = next((step for step, norm, _ in stepped if not math.isfinite(norm)), None)
             if bad_loss is not None or bad_norm is not None:  # on CUDA, or a loss that broke without the grads
                 what, step = (("loss", bad_loss) if bad_norm is None or (bad_loss is not None and bad_loss <= bad_norm)
