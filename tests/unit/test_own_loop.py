@@ -229,3 +229,11 @@ def test_import_workbench_stays_light():
     code = "import sys, workbench; print('torch' in sys.modules, callable(workbench.init))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_a_run_of_your_own_loop_is_not_resumed_from_a_preset(runs_dir):
+    run = workbench.init("mine", config={"lr": 0.1}, runs_dir=runs_dir)
+    run.log({"loss": 1.0}, step=0)
+    run.finish("interrupted")
+    done = run_cli("train", "--resume", run.id, "--runs-dir", str(runs_dir), timeout=120)
+    assert done.returncode == 2 and "your own training loop" in done.stderr and "run your script" in done.stderr
