@@ -90,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
                          f"{label}: {overhead['ours_over_peer_median']:.2f}x (goal >= {goal}x; "
                          f"{PEER_NAMES[peer]} {overhead['peer_steps_per_s_median']:.1f} steps/s)")
 
+    # A user's own loop on the public API (workbench.init + watch + log every step) vs the same loop bare.
+    own = run_module("overhead", "--case", "own-loop", "--pairs", "3" if args.quick else "6", "--long",
+                     "400" if args.quick else "1000")
+    results.append(own)
+    if "ratio_median" in own:
+        lines.append(f"{verdict(own['ratio_median'], 0.97, True)} own loop (watch + log every step) / bare loop, "
+                     f"mlp-quadrants: {own['ratio_median']:.3f} (goal >= 0.97; per CPU second "
+                     f"{own['cpu_ratio_median']:.3f}; {own['pairs']} pairs {min(own['ratios']):.2f}-"
+                     f"{max(own['ratios']):.2f})")
+
     tui = run_script("tui_vs_headless.py", "--pairs", "1" if args.quick else "2", "--steps", "2500", "--frames", "3",
                      "--windows", "0" if args.quick else "4", "--window", "3", "--preset", "mlp-quadrants",
                      "--preset", "custom")

@@ -154,6 +154,7 @@ class Run:
         self._logged: list[tuple[int, str, Any]] = []
         self._stepped: list[tuple[int, Any, float]] = []
         self._logs_since_flush = 0
+        self._newest_logged = -1
         self._log_calls = 0
         self._last_logged_step = -1
         self._optimizer_steps = 0
@@ -359,6 +360,8 @@ class Run:
                                  f"got {type(value).__name__}")
             logged.append((step, name, _as_float(number)))
         self._logged += logged
+        if step > self._newest_logged:
+            self._newest_logged = step
         self._log_calls += 1
         if step + 1 > self.session.step:
             self.session.step = step + 1
@@ -451,6 +454,7 @@ class Run:
         Under torchrun every rank flushes at the same step, where the collectives happen (not at the
         final flush, which one rank may reach alone: a signal, an exception)."""
         logged, self._logged = self._logged, []
+        self._newest_logged, newest_logged = -1, self._newest_logged
         stepped, self._stepped = self._stepped, []
         self._logs_since_flush = 0
         self._last_flush = time.monotonic()
@@ -481,7 +485,9 @@ class Run:
                 if name == "loss":
                     losses.append((step, value))
         rows = [(step, name, value) for (step, name), value in values.items()]
-        newest = max((key[0] for key in values), default=session.step - 1)
+        newest = max(newest_logged, stepped[-1][0] if stepped else -1)
+        if newest < 0:
+            newest = max(session.step - 1, 0)
         rows += [(newest, name, value) for name, value in self._extras().items()]
         recent = [value for _, value in losses[-TRAIN_LOSS_STEPS:] if math.isfinite(value)]
         if recent:
@@ -700,7 +706,12 @@ def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
         by_device.setdefault(tensor.device, []).append(index)
     out = [math.nan] * len(tensors)
     for indices in by_device.values():
-        values = torch.stack([tensors[i].reshape(()).float() for i in indices]).cpu().tolist()
+        group = [tensors[i] for i in indices]
+        try:  # the usual case, 0-dim losses: one stack, no per-tensor ops
+            stacked = torch.stack(group)
+        except RuntimeError:  # mixed shapes ((), (1,), (1, 1)): flatten each first
+            stacked = torch.stack([t.reshape(()) for t in group])
+        values = stacked.reshape(-1).float().cpu().tolist()
         for i, value in zip(indices, values):
             out[i] = value
     return out
