@@ -128,8 +128,9 @@ async def test_footers_name_the_keys_that_matter_and_marks_keep_columns_aligned(
         first_row = table.cursor_row
         await pilot.press("space")
         await pilot.pause()
-        assert table.cursor_row == first_row + 1  # space marks and moves down
-        assert "u" in footer_keys(presets)  # queue marked: once something is marked
+        await wait_for(pilot, lambda: table.cursor_row == first_row + 1, what="space to move down")
+        # queue marked: in the footer once something is marked (the footer recomposes after a refresh)
+        await wait_for(pilot, lambda: "u" in footer_keys(presets), what="u in the footer")
         await pilot.press("space")
         await pilot.pause()
         names = [table.get_cell(entry["name"], "name").plain for entry in presets.catalog]
