@@ -666,12 +666,12 @@ def cmd_control(args) -> int:
     store, _ = _running_run(args)
     value = None
     if args.action == "set-lr":
+        from workbench.training.control import parse_lr
+
         try:
-            value = float(args.value)
-        except (TypeError, ValueError):
-            raise UsageError("workbench control: set-lr needs a number, e.g. set-lr 1e-4") from None
-        if not (math.isfinite(value) and value > 0):
-            raise UsageError("workbench control: set-lr: the learning rate must be a positive finite number")
+            value = parse_lr(args.value)
+        except ValueError as error:
+            raise UsageError(f"workbench control: set-lr: {error}, e.g. set-lr 1e-4") from None
     elif args.value is not None:
         raise UsageError(f"workbench control: {args.action} takes no value")
     store.send_command(args.run_id, args.action.replace("-", "_"), None if value is None else repr(value))

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from workbench.store import RunStore
+from workbench.training.control import parse_lr
 from workbench.training.telemetry import Event, TelemetryBatch
 
 # How far behind the newest step to re-read, so eval rows written just after a flush are not missed.
@@ -138,6 +139,4 @@ class StoreControl:
         return self._send("checkpoint")
 
     def set_lr(self, lr: float) -> bool:
-        if not (lr > 0 and lr == lr and lr != float("inf")):
-            raise ValueError("learning rate must be a positive finite number")
-        return self._send("set_lr", repr(float(lr)))
+        return self._send("set_lr", repr(parse_lr(lr)))

@@ -77,3 +77,13 @@ def test_store_control_steers_a_running_trainer(store):
     thread.join(30)
     assert trainer.result.status == "stopped"
     assert not control.pause()  # nothing to steer once it has ended
+
+
+@pytest.mark.parametrize("bad", [0, -1e-3, float("nan"), float("inf"), "fast", True])
+def test_store_control_checks_a_learning_rate_as_the_run_does(store, bad):
+    """One check (training/control.py's parse_lr) for the CLI, the attached TUI and the run itself."""
+    run_id = store.create_run("p", {})
+    control = StoreControl(store, run_id)
+    with pytest.raises(ValueError, match="positive finite number"):
+        control.set_lr(bad)
+    assert control.set_lr(0.01) and store.take_commands(run_id) == [("set_lr", "0.01")]
