@@ -20,7 +20,9 @@ from workbench.integrations.transformers import WorkbenchCallback  # noqa: E402
 def main() -> None:
     out, max_steps = Path(sys.argv[1]), int(sys.argv[2])
     callback = WorkbenchCallback(name="hf-ddp")
-    trainer = hf_trainer(out, [callback], max_steps=max_steps, eval_strategy="no", logging_steps=5,
+    # Under torchrun the run flushes (and hears stop / set-lr) every 25 logs or 100 optimizer steps: a log
+    # each step keeps the test's waits short.
+    trainer = hf_trainer(out, [callback], max_steps=max_steps, eval_strategy="no", logging_steps=1,
                          lr_scheduler_type="constant")
     trainer.train()
     print(json.dumps({"rank": int(os.environ.get("RANK", 0)), "step": trainer.state.global_step,
