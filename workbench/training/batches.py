@@ -114,7 +114,15 @@ class BatchSource:
             return tuple(t[indices] for t in self._tensors)
         if self._iterator is None:
             self._iterator = self._loader_iter()
-        return next(self._iterator)
+        try:
+            return next(self._iterator)
+        except OSError as error:
+            # A worker that dies mid-handoff can surface as a reset pipe instead of torch's own "worker
+            # exited unexpectedly": name the worker either way, so the run's reason says what happened.
+            if not self._num_workers:
+                raise
+            raise RuntimeError(f"a DataLoader worker exited unexpectedly ({type(error).__name__}: {error}); "
+                               "it was killed, ran out of memory, or the dataset code ended it") from error
 
     def state_dict(self) -> dict[str, int]:
         return self.order.state_dict()
