@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -276,8 +277,9 @@ class RunSession:
         for callback in self.callbacks:
             try:
                 callback.on_end(self.view, status)
-            except Exception:
-                pass
+            except Exception as error:  # one consumer failing must not hide the ending from the others
+                self.emit(Event("error", self.step, f"{type(callback).__name__} failed at the run's end: "
+                                f"{type(error).__name__}: {error}", {"traceback": traceback.format_exc()}))
         self.emit(Event("status", self.step, status, {"reason": reason, "traceback": trace}))
         self.result = RunResult(status, self.run_id, self.step, reason, trace)
         self.started.set()

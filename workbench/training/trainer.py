@@ -469,8 +469,8 @@ class Trainer:
             try:
                 self._flush(window_start, losses[:filled], norms[:filled], lrs[:filled], samples_per_step,
                             tokens_per_sample)
-            except Exception:
-                pass
+            except Exception as error:  # the ending is recorded either way; say why the last rows are missing
+                self.log(f"the last metrics could not be published: {type(error).__name__}: {error}", kind="error")
         if status == "completed" and session.writer is not None:
             try:
                 session.settle_store(self._apply)
@@ -576,8 +576,8 @@ class Trainer:
         # point is the newest snapshot from before the explosion began, else those weights.
         try:
             self._save_rollback_point(step)
-        except Exception:
-            pass
+        except Exception as error:  # the run still ends diverged; it just has no rollback point
+            self.log(f"no rollback point saved: {type(error).__name__}: {error}", kind="error")
         raise StopRun("diverged", f"non-finite {what} at step {step}")
 
     def _checkpoint_or_pause(self, kind: str) -> None:
