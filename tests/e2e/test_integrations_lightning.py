@@ -45,8 +45,6 @@ def test_a_lightning_run_is_recorded_with_train_and_val_metrics(tmp_path, store)
 
 
 
-@pytest.mark.xfail(strict=False, reason="watch reads the gradients in the optimizer's step pre-hook, before "
-                   "Lightning's closure has run the backward (asked of the run: wrap the closure)")
 def test_the_watched_gradient_norm_is_this_steps_although_lightning_steps_through_a_closure(tmp_path, store):
     """Lightning runs forward and backward inside optimizer.step(closure): the norm recorded at step k must
     be step k's (read after the closure), not the previous step's."""
@@ -69,8 +67,6 @@ def test_the_watched_gradient_norm_is_this_steps_although_lightning_steps_throug
     assert [recorded[step] for step in range(12)] == pytest.approx([true[step] for step in range(12)], rel=1e-4)
 
 
-@pytest.mark.xfail(strict=False, reason="watch reads the gradients in the optimizer's step pre-hook, before "
-                   "Lightning's closure has run the backward (asked of the run: wrap the closure)")
 def test_a_layer_that_makes_nan_ends_the_fit_diverged_with_the_layer_named(tmp_path, store):
     import torch
 

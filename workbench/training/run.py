@@ -158,6 +158,7 @@ class Run:
         self._log_calls = 0
         self._last_logged_step = -1
         self._optimizer_steps = 0
+        self._checked = False  # this optimizer step's gradients were checked
         self._last_flush = time.monotonic()
         self._window_started = time.perf_counter()
         self._window_steps = 0
@@ -273,9 +274,33 @@ class Run:
         if torch.is_grad_enabled():  # training forwards only, not evaluation under no_grad
             self._last_input = (args, kwargs)
 
-    def _before_step(self, optimizer, args, kwargs) -> None:
+    def _before_step(self, optimizer, args, kwargs):
         if self._commands_pending():
             self.apply_control()
+        closure = kwargs.get("closure") if kwargs else None
+        if closure is None and args and callable(args[0]):
+            closure = args[0]
+        if closure is None:
+            self._check_gradients(optimizer)
+            return None
+
+        # The backward runs inside step() (Lightning's automatic optimization, LBFGS): the gradients exist
+        # only once the closure has run, so the check wraps it (a pre-hook may return new args/kwargs).
+        def closure_then_check():
+            loss = closure()
+            self._check_gradients(optimizer)
+            return loss
+
+        if kwargs and "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_check}
+        return (closure_then_check, *args[1:]), kwargs
+
+    def _check_gradients(self, optimizer) -> None:
+        """The global norm (checked on CPU: a non-finite one diverges the run and drops the step's
+        gradients), the step's LR, and a probe's first half. Once per step (LBFGS calls its closure often)."""
+        if self._checked:
+            return
+        self._checked = True
         step = self._optimizer_steps
         if self._stop is not None and self._stop[0] == "diverged":
             self._drop_gradients()  # after a divergence the weights stay the last good ones
@@ -294,6 +319,7 @@ class Run:
             self._probe = probe_before_step(self.named_trainable)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
+        self._checked = False
         step = self._optimizer_steps
         self._optimizer_steps = step + 1
         if self._loop_started is None:
