@@ -132,6 +132,24 @@ def test_bad_data_exits_2_with_one_line_and_records_nothing(capsys, runs_dir, tm
         assert RunStore(runs_dir).list_runs() == []
 
 
+def test_a_folder_too_big_to_look_through_exits_2_and_records_nothing(capsys, runs_dir, tmp_path, monkeypatch):
+    import workbench.data.source as source
+
+    monkeypatch.setattr(source, "MAX_SCAN", 30, raising=False)  # the real cap is 100,000: `--data /` stops, not walks the disk
+    for i in range(40):
+        (tmp_path / "home" / f"project{i}").mkdir(parents=True)
+        write_csv(tmp_path / "home" / f"project{i}" / "t.csv", table_rows(2))
+    code = main(["train", "mlp-quadrants", "--data", str(tmp_path / "home"), "--json", *QUICK])
+    out, err = capsys.readouterr()
+    problems = [line for line in err.splitlines() if line.startswith("workbench: error")]
+    assert code == 2 and out == "" and len(problems) == 1, err
+    assert "--data:" in problems[0] and "more than 30 files and folders" in problems[0]
+    if (runs_dir / "workbench.db").exists():
+        from workbench.store import RunStore
+
+        assert RunStore(runs_dir).list_runs() == []
+
+
 def put(path, content: bytes):
     path.write_bytes(content)
     return path

@@ -260,3 +260,19 @@ def test_images_kind_reads_an_imagefolder_and_a_dataset_folder_through_datasets(
     assert choice.kind == "images" and choice.args["val_split"] == "test"
     bundle = images(0, **choice.args)
     assert (len(bundle.train), len(bundle.val)) == (15, 6)
+
+
+def test_a_folder_too_big_to_look_through_is_one_line_naming_data(tmp_path, monkeypatch):
+    # `--data /` or `~` walked the whole disk; the scan stops at MAX_SCAN files and folders, nested ones too.
+    import workbench.data.source as source
+
+    monkeypatch.setattr(source, "MAX_SCAN", 60, raising=False)
+    for i in range(8):
+        for j in range(8):
+            sub = tmp_path / "big" / f"d{i}" / f"e{j}"
+            sub.mkdir(parents=True)
+            (sub / "notes.txt").write_text("some text\n")
+    with pytest.raises(ConfigError, match=r"^--data: .*big holds more than 60 files and folders"):
+        describe_source(str(tmp_path / "big"), None, quick_preset("gpt-char"))
+    small = tmp_path / "big" / "d0"  # 16 entries: under the cap, read as before
+    assert describe_source(str(small), None, quick_preset("gpt-char")).kind == "text_file"

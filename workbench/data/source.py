@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ CARRIED = {
     "table": (),
 }
 SOURCES = ("generated", "file", "folder", "hub")
+# A folder given to --data is looked at up to this many files and folders in all (`--data /` or `~` would
+# otherwise walk the whole disk); a bigger one is refused, naming the cap.
+MAX_SCAN = 100_000
 
 
 @dataclass
@@ -123,14 +127,39 @@ def _task_and_loss(preset, label_kind: str, n_classes: int, notes: list[str]) ->
     return "classification", loss
 
 
-def _image_folder(root: Path) -> dict[str, list[Path]] | None:
+def _scan(root: Path, shown: str) -> list[Path]:
+    """Every file under `root` (symlinked folders are followed only in `root` itself, e.g. linked class
+    folders: no loops), looking at no more than MAX_SCAN files and folders; more is a ConfigError.
+    Unreadable folders are skipped."""
+    files: list[Path] = []
+    seen = 0
+    folders = [str(root)]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_SCAN:
+                        raise ConfigError(f"--data: {shown} holds more than {MAX_SCAN:,} files and folders (looked "
+                                          "no further): give the folder that holds only your data")
+                    if entry.is_dir(follow_symlinks=folder == str(root)):
+                        folders.append(entry.path)
+                    elif entry.is_file():
+                        files.append(Path(entry.path))
+        except OSError:
+            continue
+    return sorted(files)
+
+
+def _image_folder(root: Path, files: list[Path]) -> dict[str, list[Path]] | None:
     """class -> image files, when root holds one sub-folder of images per class."""
     classes: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if files:
-            classes[sub.name] = files
-    return classes or None
+    for file in files:
+        parts = file.relative_to(root).parts
+        if len(parts) >= 2 and not parts[0].startswith(".") and file.suffix.lower() in IMAGE_SUFFIXES:
+            classes.setdefault(parts[0], []).append(file)
+    return dict(sorted(classes.items())) or None
 
 
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -162,11 +191,12 @@ def describe_source(path: str, label: str | None = None, preset=None) -> DataCho
     local = Path(path).expanduser()
     notes: list[str] = []
     if local.is_dir():
-        folders = _image_folder(local)
+        files = _scan(local, path)
+        folders = _image_folder(local, files)
         if folders:
             return _from_image_folder(local.resolve(), folders, label, preset, notes)
-        texts = sorted(p for p in local.rglob("*.txt") if p.is_file())
-        tables = [p for p in local.rglob("*") if p.suffix.lower() in TABLE_SUFFIXES]
+        texts = [p for p in files if p.suffix == ".txt"]
+        tables = [p for p in files if p.suffix.lower() in TABLE_SUFFIXES]
         if texts and not tables:
             return _from_text(local.resolve(), texts, label, preset, notes)
         return _from_table(str(local.resolve()), label, preset, notes)
@@ -290,4 +320,4 @@ def _from_table(path: str, label, preset, notes) -> DataChoice:
     return choice
 
 
-__all__ = ["DataChoice", "SOURCES", "describe_source"]
+__all__ = ["DataChoice", "MAX_SCAN", "SOURCES", "describe_source"]
