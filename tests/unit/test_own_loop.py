@@ -237,3 +237,32 @@ def test_a_run_of_your_own_loop_is_not_resumed_from_a_preset(runs_dir):
     run.finish("interrupted")
     done = run_cli("train", "--resume", run.id, "--runs-dir", str(runs_dir), timeout=120)
     assert done.returncode == 2 and "your own training loop" in done.stderr and "run your script" in done.stderr
+
+
+def test_the_recorded_gradient_norm_is_the_fused_one_and_probes_come_every_probe_every_steps(runs_dir):
+    """A small float32 CPU model takes the flat form of the global norm (one copy, one dot product):
+    the norm recorded every step is the fused form's, and the per-layer probes land on their steps."""
+    from workbench.training.run import PROBE_EVERY
+
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = quadrants(512, 0)
+    steps = 2 * PROBE_EVERY + 5
+    with workbench.init("norms", runs_dir=runs_dir) as run:
+        run.watch(model, optimizer)
+        assert run._flat_norm
+        for step in range(steps):
+            loss = nn.functional.cross_entropy(model(x[step % 8 * 64:][:64]), y[step % 8 * 64:][:64])
+            optimizer.zero_grad()
+            loss.backward()
+            grads = [p.grad for p in model.parameters()]
+            fused = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            optimizer.step()
+            run.log({"loss": loss, "fused_norm": fused}, step=step)
+    store = RunStore(runs_dir)
+    recorded = store.metric_series(run.id, "grad_norm")
+    fused = store.metric_series(run.id, "fused_norm")
+    assert [s for s, _ in recorded] == list(range(steps))
+    assert [v for _, v in recorded] == pytest.approx([v for _, v in fused], rel=1e-5)
+    assert [s for s, _ in store.metric_series(run.id, "grad_norm/0")] == [0, PROBE_EVERY, 2 * PROBE_EVERY]

@@ -18,8 +18,9 @@ the same store record and writer, diagnostics engine, control channel, heartbeat
   step rate) or MAX_PENDING logged steps; under torchrun every DISTRIBUTED_LOG_EVERY logged steps, so
   every rank flushes at the same step.
 - `watch` hooks the optimizer's step: before it, pending commands are applied (pause blocks here,
-  set-lr changes the groups), the global gradient norm is taken (one fused call) and checked on CPU,
-  so a non-finite gradient is caught while the weights are still good: the step is skipped (its
+  set-lr changes the groups), the global gradient norm is taken (one fused call; on a small float32
+  CPU model one flat dot product, cheaper there) and checked on CPU, so a non-finite gradient is caught
+  while the weights are still good: the step is skipped (its
   gradients dropped), the diagnostics replay the last forward to name the layer, `should_stop`
   becomes true and the run ends `diverged`. Probe steps (every PROBE_EVERY) measure per-layer gradient
   norms and update ratios and carry the dead-unit hooks, as in the preset trainer.
@@ -48,7 +49,8 @@ from workbench.store import RunStore, default_runs_dir
 from workbench.training import distributed
 from workbench.training.checkpoints import CheckpointKeeper
 from workbench.training.session import RunSession
-from workbench.training.step import count_parameters, grad_norm, probe_after_step, probe_before_step
+from workbench.training.step import (FLAT_NORM_MAX, count_parameters, grad_norm, host_grad_norm,
+                                     probe_after_step, probe_before_step)
 from workbench.training.telemetry import TelemetryBatch
 
 FLUSH_INTERVAL_S = 0.5
@@ -146,7 +148,9 @@ class Run:
         self._hooks: list[Any] = []
         self._last_input: Any = None  # the last training forward's inputs, for the NaN replay
         self._host_sync = True
+        self._flat_norm = False  # the global norm by one flat dot product (small float32 CPU models)
         self._probe: dict[str, Any] | None = None
+        self._next_probe = 0
         self._memory = None
         self._checkpoints: CheckpointKeeper | None = None
         self._checkpoint_requested = False
@@ -246,6 +250,8 @@ class Run:
         self.params_total, self.params_trainable = count_parameters(model)
         self.named_trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.trainable = [p for _, p in self.named_trainable]
+        self._flat_norm = (self._host_sync and self.params_trainable <= FLAT_NORM_MAX
+                           and all(p.dtype == torch.float32 for p in self.trainable))
         group = optimizer.param_groups[0]
         self.preset = loop_preset(self.name, self.config, group.get("lr"), group.get("weight_decay"))
         self.loss_fn = _outputs_sum
@@ -256,7 +262,8 @@ class Run:
             self._watched_late()
         else:
             self._begin()
-        self.session.probe_start(self._optimizer_steps)
+        self._next_probe = self._optimizer_steps  # the first watched step is probed
+        self.session.probe_start(self._next_probe)
         return self
 
     def _watched_late(self) -> None:
@@ -305,17 +312,18 @@ class Run:
         if self._stop is not None and self._stop[0] == "diverged":
             self._drop_gradients()  # after a divergence the weights stay the last good ones
             return
-        norm = grad_norm(self.trainable)
-        if self._host_sync:
-            norm = norm.item()
+        if self._host_sync:  # CPU: read back now, so a non-finite gradient is caught before the step
+            norm = host_grad_norm(self.trainable, self._flat_norm)
             if not math.isfinite(norm):
                 self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
                 with torch.enable_grad():
                     self._diverge(step, "grad", math.nan, norm, self._replay_batch())
                 self._drop_gradients()
                 return
+        else:  # CUDA: the tensor, read back at the flush (no per-step sync)
+            norm = grad_norm(self.trainable)
         self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
-        if step % PROBE_EVERY == 0:
+        if step == self._next_probe:
             self._probe = probe_before_step(self.named_trainable)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
@@ -325,13 +333,16 @@ class Run:
         if self._loop_started is None:
             self._loop_started = time.perf_counter()
         self._window_steps += 1
-        if self.session.step <= step:
-            self.session.step = step + 1
-        if self._probe is not None:
-            probe, self._probe = self._probe, None
-            self.session.publish_probe(step, *probe_after_step(step, probe))
-        if (step + 1) % PROBE_EVERY == 0:
-            self.session.probe_start(step + 1)
+        session = self.session
+        if session.step <= step:
+            session.step = step + 1
+        if step >= self._next_probe:  # this was the probe step (or a skipped one): the next at a multiple
+            self._next_probe = (step // PROBE_EVERY + 1) * PROBE_EVERY
+            if self._probe is not None:
+                probe, self._probe = self._probe, None
+                session.publish_probe(step, *probe_after_step(step, probe))
+        if step + 1 == self._next_probe:  # the dead-unit hooks go on for the probe step's forward only
+            session.probe_start(step + 1)
         if self._log_calls == 0:  # a loop that does not log: publish what the hooks saw on the same cadence
             if self.topology.distributed:
                 if len(self._stepped) >= DISTRIBUTED_LOG_EVERY:

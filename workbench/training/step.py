@@ -24,6 +24,29 @@ def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+FLAT_NORM_MAX = 1 << 20  # elements: up to this a flat copy of the gradients is cheaper than a kernel per tensor
+
+
+def host_grad_norm(params: list[nn.Parameter], flat: bool = False) -> float:
+    """The global L2 gradient norm as a float, for loops that check it on the host before the step. With
+    `flat` (small float32 CPU models, where per-op overhead dominates: the fused form runs one norm
+    kernel per parameter there) one copy into a flat vector and one dot product, half the time; an
+    overflow to inf there is re-checked with the fused form, so only a really non-finite gradient reads
+    as one."""
+    if flat:
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return 0.0
+        try:
+            vector = torch._C._nn.flatten_dense_tensors(grads)
+            norm = math.sqrt(torch.dot(vector, vector).item())
+        except RuntimeError:  # sparse or mixed gradients: the general form below
+            norm = math.inf
+        if norm != math.inf:
+            return norm
+    return grad_norm(params).item()
+
+
 def layer_of(parameter_name: str) -> str:
     """The dotted module name owning a parameter ("encoder.0.weight" -> "encoder.0")."""
     return parameter_name.rpartition(".")[0] or parameter_name
