@@ -35,6 +35,9 @@ def measure(preset: str, fps: float, size: tuple[int, int], warmup: float, secon
         pid, fd = pty.fork()
         if pid == 0:  # the child: a terminal of the asked size
             os.environ["TERM"] = "xterm-256color"
+            # Textual trusts COLUMNS/LINES over the terminal's own size (pytest sets them): the pty decides.
+            os.environ.pop("COLUMNS", None)
+            os.environ.pop("LINES", None)
             os.execv(sys.executable, argv)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         os.kill(pid, signal.SIGWINCH)
@@ -59,7 +62,7 @@ def measure(preset: str, fps: float, size: tuple[int, int], warmup: float, secon
                     counted += len(chunk)
                 else:
                     seen = (seen + chunk)[-200_000:]
-                    if time.monotonic() - started >= warmup and b"steps/s" in seen:
+                    if time.monotonic() - started >= warmup and b"ETA" in seen:  # the progress line: training
                         measuring_since = time.monotonic()
         finally:
             os.kill(pid, signal.SIGKILL)

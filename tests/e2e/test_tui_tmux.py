@@ -49,6 +49,10 @@ def test_start_watch_the_charts_move_and_quit_with_confirmation(isolated, runs_d
             time.sleep(0.5)
             second = tmux.screen()
         assert chart_rows(second) != chart_rows(first), "the charts did not move"
+        # Other charts can redraw between two refreshes of the progress line (once a second): wait for it.
+        while steps_on(second) <= steps_on(first) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            second = tmux.screen()
         assert steps_on(second) > steps_on(first) >= 0
         for title in ("learning rate", "grad norm", "memory", "throughput", "diagnostics", "log"):
             assert title in second
