@@ -8,6 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Fuzz tests draw the same examples on every run, so a suite that passed passes again on a fresh clone;
+# `HYPOTHESIS_PROFILE=explore pytest tests/unit/test_fuzz_*.py` draws new ones to look for new bugs
+# (put what it finds in the test's explicit examples).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):

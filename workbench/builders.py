@@ -15,13 +15,14 @@ from typing import Any, Callable
 
 from workbench.config import DataConfig, ModelConfig, Preset
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 from workbench.registry import DATASETS, MODELS, resolve
 
 
 def load_target(target: str, key: str) -> Callable[..., Any]:
     """Import `file.py:function` and return the function."""
     file_part, _, fn_name = target.rpartition(":")
-    path = Path(file_part).expanduser()
+    path = user_path(file_part)
     if not path.is_file():
         raise ConfigError(f"{key}: file {str(path)!r} not found")
     module_name = f"workbench_custom_{abs(hash(str(path.resolve())))}"

@@ -13,6 +13,7 @@ import tomli_w
 
 from workbench.config import SECTIONS, Preset, validate_preset
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 
 DEFAULT_PRESET = "mlp-quadrants"
 
@@ -73,7 +74,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 def locate_preset(ref: str) -> Path:
     """A preset name (packaged or ./presets) or a path to a .toml file."""
     if ref.endswith(".toml") or os.sep in ref or "/" in ref:
-        return Path(ref).expanduser()
+        return user_path(ref)
     presets = discover_presets()
     if ref in presets:
         return presets[ref].path
@@ -124,7 +125,7 @@ def _absolute_targets(data: dict[str, Any], base: Path) -> None:
         table = data.get(section)
         if isinstance(table, dict) and isinstance(table.get("target"), str) and ":" in table["target"]:
             file_part, _, fn = table["target"].rpartition(":")
-            path = Path(file_part).expanduser()
+            path = user_path(file_part)
             if not path.is_absolute():
                 path = (base / path).resolve()
             table["target"] = f"{path}:{fn}"

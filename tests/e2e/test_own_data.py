@@ -107,6 +107,7 @@ def test_a_csv_of_sentences_trains_a_text_classifier(capsys, runs_dir, tmp_path)
 
 @pytest.mark.parametrize("make,args,needle", [
     (lambda d: d / "gone.csv", [], "gone.csv: file not found"),
+    (lambda d: "~no-such-user-4711/t.csv", [], "~no-such-user-4711/t.csv"),  # kept as typed, as a shell does
     (lambda d: put(d / "empty.csv", b""), [], "the file is empty"),
     (lambda d: write_csv(d / "t.csv", table_rows(40)), ["--label", "kind"],
      "label column 'kind' not found (columns: x1, x2, color, species)"),

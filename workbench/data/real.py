@@ -24,6 +24,7 @@ from workbench.data.batched import BatchedDataset, classification_bundle, lm_bun
 from workbench.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
 from workbench.data.vocab import make_tokenizer
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 
 # name -> (how the train/test split is chosen, whether a horizontal flip keeps the label)
 TORCHVISION = {
@@ -99,7 +100,7 @@ def torchvision_dataset(
         raise ValueError("image_size must be between 8 and 512")
     import torchvision
 
-    folder = Path(root).expanduser() if root else default_data_root()
+    folder = user_path(root) if root else default_data_root()
     split_kind, flips = TORCHVISION[name]
     cls = getattr(torchvision.datasets, name)
 
@@ -150,7 +151,7 @@ def _open_images(paths: list[str], size: int, channels: int) -> torch.Tensor:
 def _folder(root: str, what: str):
     from torchvision.datasets import ImageFolder
 
-    path = Path(root).expanduser()
+    path = user_path(root)
     if not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is not a directory (expected one sub-folder of images per class)")
     try:
@@ -264,7 +265,7 @@ def text_file(
     The last val_fraction of each file is validation."""
     if not path:
         raise ValueError("path is required: a text file or a folder of them")
-    texts = _read_texts(Path(path).expanduser(), pattern, encoding)
+    texts = _read_texts(user_path(path), pattern, encoding)
     return _lm_from_texts(texts, seed, tokenizer, vocab_size, block_size, stride, val_fraction, format, prompt,
                           {"source": f"text_file:{path}"})
 
@@ -277,7 +278,7 @@ def _load_split(path: str, name: str | None, split: str, data_files: Any):
     import datasets
 
     builder, files = path, data_files
-    local = Path(path).expanduser()
+    local = user_path(path)
     if local.is_file() and local.suffix.lower() in _LOCAL_BUILDERS:  # a bare local file
         builder, files = _LOCAL_BUILDERS[local.suffix.lower()], str(local)
     kwargs: dict[str, Any] = {"split": split}

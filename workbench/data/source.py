@@ -25,6 +25,7 @@ from typing import Any
 from workbench.data.tables import (IMAGE_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES, class_counts, load_hub,
                                    looks_local, plan_table, read_file, _class_names_as_labels)
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 
 # Arguments of the preset's own data that keep their meaning on the user's data (the image size the
 # model was tuned for, its augmentation, the text presets' tokenizer and lengths), by the kind chosen.
@@ -188,7 +189,7 @@ def describe_source(path: str, label: str | None = None, preset=None) -> DataCho
     if not path or not str(path).strip():
         raise ConfigError("--data: give a file, a folder or a datasets id")
     path = str(path).strip()
-    local = Path(path).expanduser()
+    local = user_path(path)
     notes: list[str] = []
     if local.is_dir():
         files = _scan(local, path)

@@ -39,6 +39,7 @@ import numpy as np
 
 from workbench.errors import ConfigError
 from workbench.notices import notice
+from workbench.paths import user_path
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",
                   ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -56,7 +57,7 @@ def _why(error: BaseException) -> str:
 
 def looks_local(path: str) -> bool:
     """A path the user means as a file or folder here (not a `datasets` hub id)."""
-    p = Path(path).expanduser()
+    p = user_path(path)
     return (p.exists() or path.startswith((".", "/", "~")) or p.suffix.lower() in TABLE_SUFFIXES
             or p.suffix.lower() in TEXT_SUFFIXES or "\\" in path)
 
@@ -112,7 +113,7 @@ def load_hub(path: str, split: str, name: str | None = None):
         with contextlib.redirect_stdout(sys.stderr):  # stdout belongs to --json
             return datasets.load_dataset(path, name, split=split)
     except Exception as error:  # not found, offline, unknown split: one line
-        local = Path(path).expanduser().exists()
+        local = user_path(path).exists()
         where = "a local folder" if local else "not a local file or folder, and the Hugging Face hub could not be reached (offline?)"
         raise ConfigError(f"data: datasets.load_dataset({path!r}, split={split!r}) failed: {where} "
                           f"({type(error).__name__}: {_why(error)})") from None
@@ -120,7 +121,7 @@ def load_hub(path: str, split: str, name: str | None = None):
 
 def read_table(path: str, split: str = "train"):
     """A file (by its suffix), a local dataset folder or a hub id -> (pyarrow Table, class names by column)."""
-    local = Path(path).expanduser()
+    local = user_path(path)
     if local.is_file() or (looks_local(path) and not local.is_dir()):
         return read_file(local), {}
     dataset = load_hub(str(local) if local.is_dir() else path, split)

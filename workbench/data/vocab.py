@@ -18,6 +18,7 @@ from typing import Iterable
 import torch
 
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 
 BUILTIN = ("chars", "words", "wordpiece", "bpe")
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
@@ -218,7 +219,7 @@ def pretrained_tokenizer(spec: str) -> PretrainedTokenizer:
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as error:
-        local = Path(spec).expanduser().exists()
+        local = user_path(spec).exists()
         where = (f"the local directory {spec!r} has no usable tokenizer" if local else
                  f"{spec!r} is not a local directory and could not be fetched from the Hugging Face hub (offline?)")
         raise ConfigError(f"data.args.tokenizer: {where}; built-in tokenizers: {', '.join(BUILTIN)} "

@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.data.base import DataInfo
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 
 
 def _require_hf_format(info: DataInfo) -> None:
@@ -34,7 +35,7 @@ def from_pretrained(loader, spec: str, trust_remote_code: bool, **kwargs: Any):
         return loader.from_pretrained(spec, trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError, KeyError) as error:
         detail = (str(error).strip().splitlines() or [""])[0][:200]
-        if Path(spec).expanduser().exists():
+        if user_path(spec).exists():
             why = f"the local directory {spec!r} holds no loadable model ({type(error).__name__}: {detail})"
         else:
             why = (f"{spec!r} is not a local directory and could not be fetched from the Hugging Face hub "
@@ -43,14 +44,14 @@ def from_pretrained(loader, spec: str, trust_remote_code: bool, **kwargs: Any):
 
 
 def is_checkpoint_file(spec: str | None) -> bool:
-    return bool(spec) and Path(spec).expanduser().is_file()
+    return bool(spec) and user_path(spec).is_file()
 
 
 def load_checkpoint_weights(model, spec: str) -> None:
     """Load a workbench checkpoint (or a bare state_dict) into a model built from the same config."""
     import torch
 
-    path = Path(spec).expanduser()
+    path = user_path(spec)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

@@ -20,6 +20,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from workbench.data.base import DataInfo
 from workbench.errors import ConfigError
+from workbench.paths import user_path
 
 STRATEGIES = ("head", "finetune")
 
@@ -61,7 +62,7 @@ def _load_weights(pretrained: str | None) -> dict | None:
                 "downloaded they are cached in $TORCH_HOME/hub/checkpoints) "
                 f"({type(error).__name__}: {(str(error).splitlines() or [''])[0][:160]})"
             ) from None
-    path = Path(pretrained).expanduser()
+    path = user_path(pretrained)
     if not path.is_file():
         raise ConfigError(f'model.pretrained: "imagenet" or a saved state_dict file; {pretrained!r} is neither')
     try:

@@ -22,6 +22,7 @@ from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
 from workbench.data.source import SOURCES, DataChoice
 from workbench.data.tables import TABLE_SUFFIXES, TEXT_SUFFIXES
+from workbench.paths import user_path
 from workbench.tui.widgets.ordered_input import OrderedInput
 
 # Data kinds a --data choice produces, and the source each came from.
@@ -187,7 +188,7 @@ class DataSourcePanel(Vertical):
         if self.source not in ("file", "folder"):
             self.notify("browse finds files and folders; type a datasets id", severity="warning")
             return
-        here = Path(self.path).expanduser() if self.path else Path.cwd()
+        here = user_path(self.path) if self.path else Path.cwd()
         start = here if here.is_dir() else here.parent if here.parent.is_dir() else Path.cwd()
 
         def chosen(path: str | None) -> None:
@@ -211,7 +212,7 @@ class DataSourcePanel(Vertical):
         if self.source == "generated" or not self.path:
             self._show(Text("type a path to see what it holds", style="dim"))
             return
-        local = Path(self.path).expanduser()
+        local = user_path(self.path)
         if self.source == "file" and not local.is_file() or self.source == "folder" and not local.is_dir():
             self._show(Text(f"✗ {self.path}: no such {self.source}", style="red"))
             return
