@@ -256,11 +256,19 @@ class RunStore:
 
         The summary buckets the rows fall in are recomputed in the same transaction (buckets=False leaves
         that to the caller, who batches several calls: see `update_buckets`)."""
-        sql = "INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)"
-        data = [(run_id, step, name, value) for step, name, value in rows]
+        try:  # one statement for the lot: sqlite then works without the GIL instead of taking it per row
+            document = json.dumps(rows, allow_nan=False)
+        except (TypeError, ValueError):  # a non-finite value (JSON has none) or a non-JSON number type
+            document = None
 
         def work(db) -> None:
-            db.executemany(sql, data)
+            if document is not None:
+                db.execute("INSERT OR REPLACE INTO metrics (run_id, step, name, value)"
+                           " SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)", (run_id, document))
+            else:
+                db.executemany("INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                               [(run_id, step, name, None if value is None else float(value))
+                                for step, name, value in rows])
             if buckets:
                 self.update_buckets(run_id, metric_spans(rows), db)
 

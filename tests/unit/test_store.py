@@ -91,3 +91,26 @@ def test_unusable_runs_dir_is_a_clear_error(tmp_path):
 def test_run_dir_cannot_escape(store):
     with pytest.raises(StoreError):
         store.run_dir("../../etc")
+
+
+def test_metric_rows_read_back_exactly_by_either_insert(store):
+    """Rows go in as one JSON document (sqlite then works without the GIL); a batch JSON cannot carry
+    (NaN, inf, a numpy number) goes row by row: both read back the same values, names and steps."""
+    import math
+
+    import numpy as np
+
+    run_id = store.create_run("p", {})
+    odd_name = 'grad_norm/layers.0 "q"\\x'
+    finite = [(step, name, value) for step in range(500) for name, value in
+              (("loss", 1 / (step + 1)), (odd_name, 0.1 + step * 1e-17), ("lr", 3e-3 if step % 2 else 3))]
+    store.add_metrics(run_id, finite)
+    store.add_metrics(run_id, [(500, "loss", math.nan), (501, "loss", math.inf), (502, "loss", np.float32(0.25))])
+    loss = store.metric_series(run_id, "loss")
+    assert loss[:500] == [(step, 1 / (step + 1)) for step in range(500)]
+    assert loss[501:] == [(501, math.inf), (502, 0.25)] and loss[500][0] == 500
+    assert store.metric_series(run_id, odd_name) == [(step, 0.1 + step * 1e-17) for step in range(500)]
+    lr = store.metric_series(run_id, "lr")
+    assert lr[1] == (1, 3e-3) and lr[2] == (2, 3.0) and isinstance(lr[2][1], float)
+    store.add_metrics(run_id, [(0, "loss", 9.0)])  # a re-logged step replaces the old value
+    assert store.metric_series(run_id, "loss")[0] == (0, 9.0)

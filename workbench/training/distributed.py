@@ -69,10 +69,15 @@ def mean_across_ranks(values: list[float], device: torch.device, topology: Topol
     return (tensor / topology.world_size).tolist()
 
 
+def wraps_ddp(model: Any) -> bool:
+    """Whether the model (or the module torch.compile wrapped) is a DistributedDataParallel."""
+    return isinstance(getattr(model, "_orig_mod", model), DistributedDataParallel)
+
+
 def sync_gradients(model: Any, last: bool):
     """The context for one micro-step's forward and backward under gradient accumulation: DDP all-reduces
     the gradients in every backward, so all but the last micro-step run under its `no_sync()` and the
     accumulated gradients are reduced once per optimizer step (as nanoGPT does). Elsewhere a no-op."""
-    if last or not isinstance(getattr(model, "_orig_mod", model), DistributedDataParallel):
+    if last or not wraps_ddp(model):
         return nullcontext()
     return getattr(model, "_orig_mod", model).no_sync()

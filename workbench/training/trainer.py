@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -40,6 +41,7 @@ from workbench.training.checkpoints import (CheckpointKeeper, load_checkpoint, r
                                             resumable_checkpoints, rng_state)
 from workbench.training.device import MemoryMeter, pick_device
 from workbench.training.evaluate import BestTracker, evaluate
+from workbench.training.flat_grads import FlatGrads
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler, scale_learning_rate
 from workbench.training.session import RunResult, RunSession, StopRun
@@ -262,6 +264,10 @@ class Trainer:
             self.forward_model = DistributedDataParallel(self.model, device_ids=device_ids)
         if config.compile:
             self.forward_model = torch.compile(self.forward_model)
+        # On CPU the gradients live in one flat buffer once a backward has shown they all arrive (flat_grads.py)
+        suits = FlatGrads.suits(self.trainable, self.device, self.topology.distributed, config.compile,
+                                self.scaler is not None)
+        self.flat_grads = FlatGrads(self.named_trainable) if suits else None
         self.train_source = BatchSource(
             data.train, config.batch_size, config.seed, collate=data.info.collate, num_workers=config.num_workers,
             rank=self.rank, world_size=self.world_size,
@@ -369,6 +375,7 @@ class Trainer:
         optimizer, scheduler, scaler, ema = self.optimizer, self.scheduler, self.scaler, self.ema
         forward, loss_fn, device, dtype = self.forward_model, self.loss_fn, self.device, self.autocast_dtype
         source = self.train_source
+        flat = self.flat_grads
         # The window's per-step values go into slots allocated once (the cadence bounds a window).
         slots = cadence.max_window
         losses: list[Any] = [0.0] * slots
@@ -383,6 +390,10 @@ class Trainer:
         status, reason, trace = "completed", None, None
         on_cpu = device.type == "cpu"
         self.model.train()  # once here; evaluation puts it back (a per-step call walks every module)
+        # The DDP no_sync() context is needed only to accumulate over micro-batches under DDP.
+        per_micro_sync = accum > 1 and distributed.wraps_ddp(forward)
+        no_context = nullcontext()  # reusable, as is the autocast context: no per-step construction
+        amp = autocast(device, dtype)
         try:
             while self.step < max_steps:
                 if control.pending():
@@ -393,6 +404,8 @@ class Trainer:
                     probe_started = time.perf_counter()
                     session.probe_start(step)
                     self.model.train()
+                    if flat is not None:  # free the gradients: this backward shows whether they all still arrive
+                        flat.release()
                 batch = None
                 loss_sum = None
                 profiler = self._profiler
@@ -404,18 +417,27 @@ class Trainer:
                         profiler.data_time(time.perf_counter() - fetch_started)
                     x, y = split_batch(batch)
                     # Under DDP only the last micro-step all-reduces the accumulated gradients (no_sync()).
-                    with distributed.sync_gradients(forward, micro == accum - 1):
-                        with autocast(device, dtype):
+                    with distributed.sync_gradients(forward, micro == accum - 1) if per_micro_sync else no_context:
+                        with amp:
                             loss, _ = forward_loss(forward, loss_fn, x, y)
                         scaled = loss / accum if accum > 1 else loss
                         (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                    loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+                    if accum > 1:
+                        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 if scaler is not None:
                     scaler.unscale_(optimizer)
-                norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True) if clip > 0 else grad_norm(params)
-                loss_value = loss_sum / accum if accum > 1 else loss_sum
-                if host_sync:
-                    loss_value, norm = loss_value.item(), norm.item()
+                if flat is not None and not flat.holds_grads():
+                    flat = self._adopt_flat_grads(flat, step)
+                if flat is not None:
+                    norm = flat.clip(clip) if clip > 0 else flat.norm()
+                else:
+                    norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True) if clip > 0 else grad_norm(params)
+                # (on the host path the loss is read at once, so it needs no detached copy)
+                loss_value = loss_sum / accum if accum > 1 else loss if host_sync else loss.detach()
+                if host_sync:  # (the flat buffer's norm is a float already)
+                    loss_value = loss_value.item()
+                    if flat is None:
+                        norm = norm.item()
                 losses[filled] = loss_value
                 norms[filled] = norm
                 lrs[filled] = optimizer.param_groups[0]["lr"]
@@ -429,7 +451,10 @@ class Trainer:
                     scaler.update()
                 else:
                     optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                if flat is not None:
+                    flat.zero()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(self.model)
@@ -518,6 +543,17 @@ class Trainer:
             except (OSError, sqlite3.Error) as error:  # the earlier checkpoints are intact
                 self.log(f"stop checkpoint failed: {error}", kind="error")
             raise StopRun(status, reason or f"{status} on request at step {self.step}")
+
+    def _adopt_flat_grads(self, flat: FlatGrads, step: int) -> FlatGrads | None:
+        """Move freshly computed gradients into the flat buffer, or stop using it for good when a
+        parameter got no gradient (a zero in the buffer would make the optimizer step it)."""
+        missing = flat.adopt()
+        if missing is None:
+            return flat
+        self.flat_grads = None
+        self.log(f"{missing} got no gradient at step {step:,}: gradients are freed after each step from now "
+                 "on (not kept in one buffer)", kind="log")
+        return None
 
     def _flush(self, window_start, losses, norms, lrs, samples_per_step, tokens_per_sample) -> None:
         """Publish the metrics since the last flush (one host read-back on CUDA)."""
