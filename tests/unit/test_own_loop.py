@@ -266,3 +266,64 @@ def test_the_recorded_gradient_norm_is_the_fused_one_and_probes_come_every_probe
     assert [s for s, _ in recorded] == list(range(steps))
     assert [v for _, v in recorded] == pytest.approx([v for _, v in fused], rel=1e-5)
     assert [s for s, _ in store.metric_series(run.id, "grad_norm/0")] == [0, PROBE_EVERY, 2 * PROBE_EVERY]
+
+
+def clipping_loop(runs_dir, clip, steps: int = 30, name: str = "clipped"):
+    """A loop that clips before the step; returns the run and what its clip calls returned."""
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = quadrants(512, 0)
+    returned = []
+    with workbench.init(name, runs_dir=runs_dir) as run:
+        run.watch(model, optimizer)
+        for step in range(steps):
+            loss = nn.functional.cross_entropy(model(x[step % 8 * 64:][:64]), y[step % 8 * 64:][:64]) * 20
+            optimizer.zero_grad()
+            loss.backward()
+            returned.append(clip(model))  # the norm clip_grad_norm_ returns (clip_grad_value_: None)
+            optimizer.step()
+            run.log({"loss": loss}, step=step)
+    return run, returned
+
+
+def test_a_loop_that_clips_records_its_own_pre_clip_norm_without_a_second_one(runs_dir, monkeypatch):
+    """torch.nn.utils.clip_grad_norm_ called by the loop hands the hook its norm (before clipping): the
+    hook computes none of its own, and torch's function is itself again once the run ends."""
+    import workbench.training.run as run_module
+
+    original = torch.nn.utils.clip_grad_norm_
+    computed = []
+    monkeypatch.setattr(run_module, "host_grad_norm", lambda *a: computed.append(1) or math.nan)
+    run, returned = clipping_loop(runs_dir, lambda model: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+    assert computed == [] and run.status == "completed"
+    recorded = [v for _, v in RunStore(runs_dir).metric_series(run.id, "grad_norm")]
+    assert recorded == pytest.approx([float(n) for n in returned], rel=1e-6) and max(recorded) > 1.0  # pre-clip: above the bound
+    assert torch.nn.utils.clip_grad_norm_ is original
+
+
+@pytest.mark.parametrize("clip", [
+    lambda model: torch.nn.utils.clip_grad_norm_(list(model.parameters())[:2], 1.0),  # some parameters only
+    lambda model: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, norm_type=1.0),  # another norm
+    lambda model: torch.nn.utils.clip_grad_value_(model.parameters(), 0.01),  # another kind of clipping
+])
+def test_clipping_that_is_not_the_global_l2_norm_of_the_watched_parameters_is_measured_by_the_hook(runs_dir, clip):
+    run, _ = clipping_loop(runs_dir, clip)
+    store = RunStore(runs_dir)
+    recorded = [v for _, v in store.metric_series(run.id, "grad_norm")]
+    assert len(recorded) == 30 and all(math.isfinite(v) and v > 0 for v in recorded)
+    # the hook measured the gradients the optimizer got: after the loop's clipping
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = quadrants(512, 0)
+    expected = []
+    for step in range(30):
+        loss = nn.functional.cross_entropy(model(x[step % 8 * 64:][:64]), y[step % 8 * 64:][:64]) * 20
+        optimizer.zero_grad()
+        loss.backward()
+        clip(model)
+        expected.append(float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(
+            [p.grad for p in model.parameters()])))))
+        optimizer.step()
+    assert recorded == pytest.approx(expected, rel=1e-5)

@@ -46,7 +46,7 @@ from torch import nn
 
 from workbench.status import RECORDED_ENDINGS
 from workbench.store import RunStore, default_runs_dir
-from workbench.training import distributed
+from workbench.training import clip_watch, distributed
 from workbench.training.checkpoints import CheckpointKeeper
 from workbench.training.session import RunSession
 from workbench.training.step import (FLAT_NORM_MAX, count_parameters, grad_norm, host_grad_norm,
@@ -163,6 +163,8 @@ class Run:
         self._last_logged_step = -1
         self._optimizer_steps = 0
         self._checked = False  # this optimizer step's gradients were checked
+        self._clipped: tuple[int, torch.Tensor] | None = None  # (step, norm) from the loop's own clipping
+        self._trainable_ids: set[int] = set()
         self._last_flush = time.monotonic()
         self._window_started = time.perf_counter()
         self._window_steps = 0
@@ -258,6 +260,8 @@ class Run:
         self._hooks.append(optimizer.register_step_pre_hook(self._before_step))
         self._hooks.append(optimizer.register_step_post_hook(self._after_step))
         self._hooks.append(model.register_forward_pre_hook(self._remember_input, with_kwargs=True))
+        self._trainable_ids = {id(p) for p in self.trainable}
+        self._hooks.append(clip_watch.listen(self))  # the loop's own clip_grad_norm_ gives the step's norm
         if self._begun:  # watched after the first log: the diagnostics that need watch join now
             self._watched_late()
         else:
@@ -312,19 +316,29 @@ class Run:
         if self._stop is not None and self._stop[0] == "diverged":
             self._drop_gradients()  # after a divergence the weights stay the last good ones
             return
-        if self._host_sync:  # CPU: read back now, so a non-finite gradient is caught before the step
+        clipped, self._clipped = self._clipped, None
+        if clipped is not None and clipped[0] == step:  # the loop clipped these gradients: its norm, pre-clip
+            norm = clipped[1].item() if self._host_sync else clipped[1]
+        elif self._host_sync:
             norm = host_grad_norm(self.trainable, self._flat_norm)
+        else:  # CUDA: the tensor, read back at the flush (no per-step sync)
+            norm = grad_norm(self.trainable)
+        if self._host_sync:  # CPU: read back now, so a non-finite gradient is caught before the step
             if not math.isfinite(norm):
                 self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
                 with torch.enable_grad():
                     self._diverge(step, "grad", math.nan, norm, self._replay_batch())
                 self._drop_gradients()
                 return
-        else:  # CUDA: the tensor, read back at the flush (no per-step sync)
-            norm = grad_norm(self.trainable)
         self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
         if step == self._next_probe:
             self._probe = probe_before_step(self.named_trainable)
+
+    def clipped(self, parameters: list[torch.Tensor], total_norm: torch.Tensor) -> None:
+        """clip_watch: the loop called clip_grad_norm_; on the watched parameters, its norm is this step's."""
+        given = [p for p in parameters if p.requires_grad]
+        if len(given) == len(self._trainable_ids) and {id(p) for p in given} == self._trainable_ids:
+            self._clipped = (self._optimizer_steps, total_norm)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self._checked = False
