@@ -124,10 +124,12 @@ def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) ->
     started = time.monotonic()
     _tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), "-c", str(runs_dir.parent),
           f"{shell}; sleep 60")
+    pids: list[int] = []
     try:
         while time.monotonic() - started < timeout:
             if "mlp-quadrants" in _tmux("capture-pane", "-p", "-t", session):
                 wall = time.monotonic() - started
+                pids = _pane_children(session)
                 return wall, _process_cpu(session)
             time.sleep(0.02)
         raise RuntimeError("no first frame")
@@ -135,6 +137,29 @@ def first_frame(size: tuple[int, int], runs_dir: Path, timeout: float = 30.0) ->
         _tmux("send-keys", "-t", session, "q")
         time.sleep(0.3)
         _tmux("kill-session", "-t", session)
+        _reap(pids)
+
+
+def _pane_children(session: str) -> list[int]:
+    pane_pid = _tmux("list-panes", "-t", session, "-F", "#{pane_pid}").strip()
+    found = subprocess.run(["pgrep", "-P", pane_pid], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def _reap(pids: list[int], within: float = 15.0) -> None:
+    """Wait for the TUI to exit after its terminal went away; one that outlives it is killed (and said),
+    so it cannot take CPU from the measurements after it."""
+    deadline = time.monotonic() + within
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()]
+        time.sleep(0.1)
+    for pid in alive:
+        print(f"a TUI (pid {pid}) outlived its terminal by {within:.0f} s: killed", file=sys.stderr)
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
 
 
 def _process_cpu(session: str) -> float | None:

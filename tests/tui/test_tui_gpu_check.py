@@ -19,9 +19,11 @@ from workbench.tui.widgets.progress import RunProgress  # noqa: E402
 @pytest.mark.slow
 def test_dashboard_leg_renders_the_memory_chart_of_a_live_run(tmp_path):
     screen = tmp_path / "screen.txt"
-    shown = gpu_check.dashboard_case(4, tmp_path / "runs", device="cpu", preset_name="mlp-quadrants",
+    # 8 s: a chart with new data is redrawn within 5 s (RedrawScheduler.max_stale) even when the UI's CPU
+    # budget goes to the paced loss chart and the progress line, as on a busy machine
+    shown = gpu_check.dashboard_case(8, tmp_path / "runs", device="cpu", preset_name="mlp-quadrants",
                                      size=(160, 48), screenshot=screen, extra=["train.threads=1"])
-    assert shown["ok"], shown
+    assert shown["ok"], {k: v for k, v in shown.items() if v is not None}
     assert shown["steps"] > 0 and shown["rss_mb"] > 0 and shown["memory_chart_on_screen"]
     assert shown["gpu_util_pct"] is None and not shown["gpu_util_on_screen"]  # no NVML on CPU
     text = screen.read_text()

@@ -327,3 +327,21 @@ def test_clipping_that_is_not_the_global_l2_norm_of_the_watched_parameters_is_me
             [p.grad for p in model.parameters()])))))
         optimizer.step()
     assert recorded == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_last_good_checkpoint_that_cannot_be_written_is_said_and_the_run_still_ends_diverged(runs_dir, monkeypatch):
+    def refuse(self, kind="manual"):
+        raise OSError(28, "No space left on device")
+
+    from workbench.training.run import Run
+
+    monkeypatch.setattr(Run, "checkpoint", refuse)
+    torch.manual_seed(0)
+    model = WithBlowup(after=10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = workbench.init("nan-loop", runs_dir=runs_dir)
+    run.watch(model, optimizer)
+    train_loop(run, model, optimizer, 50)
+    assert run.finish() == "diverged"
+    errors = [e["text"] for e in RunStore(runs_dir).events(run.id, kind="error")]
+    assert errors == ["last_good checkpoint failed: OSError: [Errno 28] No space left on device"], errors

@@ -627,8 +627,8 @@ class Run:
         if self.model is not None and self.saves_checkpoints:
             try:
                 self.checkpoint("last_good")  # checked before optimizer.step(): still the good weights (CPU)
-            except Exception:
-                pass
+            except Exception as error:  # the run still ends diverged; say why it has no last_good checkpoint
+                self.session.log(f"last_good checkpoint failed: {type(error).__name__}: {error}", kind="error")
 
     def _begin(self, collective: bool = True) -> None:
         """Set-up is over: the writer starts and the diagnostics set up (with what `watch` gave them)."""
