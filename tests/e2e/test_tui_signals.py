@@ -81,3 +81,32 @@ def test_the_terminal_going_away_leaves_a_resumable_checkpoint(isolated, runs_di
     steps = [step for step, _ in store.metric_series(run["run_id"], "loss")]
     assert len(steps) == len(set(steps)) and max(steps) > run["steps"]  # went on from the checkpoint, not step 0
     store.close()
+
+
+def test_a_terminal_killed_while_the_app_closes_leaves_no_process_behind(isolated, runs_dir):
+    """q, then the pane killed while the app is still closing (what a script closing its tmux session
+    does), with a fresh cache: Textual's input thread was left spinning on the dead terminal and the
+    interpreter waited for it at exit, forever, at half a core (found by the TUI benchmark)."""
+    pids = []
+    for attempt in range(3):
+        tmux = Tmux(f"wbgone{os.getpid()}-{attempt}")
+        shell = workbench_shell("tui", "--runs-dir", str(runs_dir))
+        tmux.run("new-session", "-d", "-s", tmux.session, "-x", "120", "-y", "40", "-c", str(isolated), shell)
+        try:
+            tmux.wait_for(r"mlp-quadrants")
+            pane = tmux.run("list-panes", "-t", tmux.session, "-F", "#{pane_pid}").strip()
+            pids += [int(p) for p in subprocess.run(["pgrep", "-P", pane], capture_output=True,
+                                                    text=True).stdout.split()]
+            tmux.run("send-keys", "-t", tmux.session, "q")
+            time.sleep(0.3)
+            tmux.run("kill-session", "-t", tmux.session)
+        finally:
+            tmux.run("kill-server")
+    assert pids
+    try:
+        wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=EXIT_GRACE_S + 15,
+                 what="every TUI to exit")
+    finally:
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

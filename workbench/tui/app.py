@@ -439,6 +439,8 @@ def run_tui(args) -> int:
         else:
             app.stop_runs()
         guard.restore()
+        if guard.received:
+            guard.leave_if_stuck()
     return EXIT_INTERRUPTED if guard.received else 0
 
 

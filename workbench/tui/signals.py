@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
 from typing import Any, Callable
 
 STOP_WITHIN_S = 60.0  # the current step and the checkpoint must fit in this; then the process exits
@@ -76,6 +78,28 @@ class SignalGuard:
             self.app.call_from_thread(self.app.exit, None, EXIT_INTERRUPTED)
         except Exception:  # the app ended meanwhile, or never ran: the wait above decides
             pass
+
+    def leave_if_stuck(self, wait: float = 1.0) -> None:
+        """After a signal, once app.run() has returned and the run is saved: if a thread that is not a
+        daemon is still alive, leave without it. Textual's input thread can be left reading a terminal
+        that has gone (a tmux pane killed while the app was closing); the interpreter would wait for it
+        at exit forever while it spins on the dead descriptor, and nothing else is left to do."""
+        current = threading.current_thread()
+        deadline = time.monotonic() + wait
+        stuck = []
+        for thread in threading.enumerate():
+            if thread is current or thread.daemon:
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                stuck.append(thread)
+        if stuck:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):  # the terminal is gone
+                    pass
+            self.exit_process(EXIT_INTERRUPTED)
 
     def wait_saved(self) -> bool:
         """After app.run() returned: let a signal's wind-down finish saving the run (bounded)."""
