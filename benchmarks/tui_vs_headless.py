@@ -159,7 +159,7 @@ def _reap(pids: list[int], within: float = 15.0) -> None:
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
-            pass
+            pass  # it exited meanwhile
 
 
 def _process_cpu(session: str) -> float | None:

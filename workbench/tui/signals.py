@@ -97,8 +97,8 @@ class SignalGuard:
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
-                except (OSError, ValueError):  # the terminal is gone
-                    pass
+                except (OSError, ValueError):
+                    pass  # the terminal is gone: nothing to flush to
             self.exit_process(EXIT_INTERRUPTED)
 
     def wait_saved(self) -> bool:
