@@ -87,6 +87,10 @@ def test_a_host_sync_inside_a_step_fails_the_case_and_names_where(tmp_path, monk
         return real_item(self)
 
     monkeypatch.setattr(torch.Tensor, "item", item)
+    # the step as on CUDA, where gradients are never kept in the CPU-only flat buffer (flat_grads.py)
+    from workbench.training.flat_grads import FlatGrads
+
+    monkeypatch.setattr(FlatGrads, "suits", staticmethod(lambda *args: False))
     case = gpu_check.train_case("mlp-quadrants", "fp32", 20, tmp_path / "runs", cuda, device="cpu",
                                 extra=["train.threads=1", "train.probe_every=0"])
     monkeypatch.undo()
