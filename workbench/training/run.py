@@ -713,7 +713,7 @@ class Run:
             try:
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
             except (ValueError, OSError):
-                pass
+                pass  # a signal this platform will not let us handle: the run goes on without that handler
         self._previous_excepthook = sys.excepthook
         sys.excepthook = self._on_uncaught
 
