@@ -3,22 +3,15 @@ with train and val metrics, stopped from another process, and ending with the ri
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
 
-from support import run_cli, wait_for
+from support import run_cli, show_run, wait_for
 from support.trainers import lightning_fit, quadrant_classifier
 
 pytestmark = pytest.mark.slow
-
-
-def show(run_id: str) -> dict:
-    result = run_cli("show", run_id, "--json", timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_a_lightning_run_is_recorded_with_train_and_val_metrics(tmp_path, store):
@@ -39,7 +32,7 @@ def test_a_lightning_run_is_recorded_with_train_and_val_metrics(tmp_path, store)
     assert sorted(val) == [31, 63] and val[63] == pytest.approx(float(trainer.callback_metrics["val_acc"]))
     assert val[63] > 0.9 and record["steps"] == 64
     assert logger.version == run.id
-    summary = show(run.id)
+    summary = show_run(run.id)
     assert summary["status"] == "completed" and summary["metrics"]["val_accuracy"] == pytest.approx(val[63])
     assert [f for f in summary["findings"] if f["severity"] != "info"] == []
 
@@ -125,33 +118,16 @@ def test_an_exception_in_the_module_ends_the_run_failed_with_its_traceback(tmp_p
 def test_under_torchrun_two_ranks_make_one_run_and_a_stop_ends_both(tmp_path, store):
     """gloo on CPU, strategy ddp: one run with world_size 2; a stop from another process reaches both ranks
     at the same step (neither hangs in DDP's next all-reduce)."""
-    import os
-    import subprocess
-    import sys
+    from support import start_torchrun, stop_torchrun, wait_for_recorded_run
 
-    from support import REPO
-
-    script = REPO / "tests" / "support" / "lightning_torchrun.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                                str(script), str(tmp_path), "1000000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-    def recorded():
-        if process.poll() is not None:
-            raise AssertionError(f"torchrun ended early: {process.stderr.read()[-3000:]}")
-        return next(iter(store.list_runs()), None)
-
+    process = start_torchrun("lightning_torchrun.py", str(tmp_path), "1000000")
     try:
-        run = wait_for(recorded, timeout=120, what="the run to be recorded")
+        run = wait_for_recorded_run(process, store)
         wait_for(lambda: store.metric_names(run["run_id"]), timeout=60, what="the first metrics")
-        assert run_cli("stop", run["run_id"], timeout=60).returncode == 0
-        out, err = process.communicate(timeout=60)
+        ranks = stop_torchrun(process, run["run_id"])
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err[-3000:]
-    ranks = [json.loads(line) for line in out.splitlines() if line.startswith('{"rank"')]
     assert sorted(r["rank"] for r in ranks) == [0, 1]
     assert len({r["step"] for r in ranks}) == 1 and ranks[0]["step"] < 1_000_000
     assert {r["run_id"] for r in ranks} == {run["run_id"]} and len(store.list_runs()) == 1

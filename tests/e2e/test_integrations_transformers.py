@@ -3,22 +3,15 @@ recorded, charted and steered from another process like any workbench run. Offli
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
 
-from support import run_cli, wait_for
+from support import run_cli, show_run, wait_for
 from support.trainers import hf_trainer
 
 pytestmark = pytest.mark.slow
-
-
-def show(run_id: str) -> dict:
-    result = run_cli("show", run_id, "--json", timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_a_trainer_run_is_recorded_with_train_and_val_metrics_and_its_config(tmp_path, store):
@@ -47,7 +40,7 @@ def test_a_trainer_run_is_recorded_with_train_and_val_metrics_and_its_config(tmp
     eval_40 = [h for h in trainer.state.log_history if h.get("step") == 40 and "eval_loss" in h][0]
     val = dict(store.metric_series(run.id, "val_loss"))
     assert val[39] == pytest.approx(eval_40["eval_loss"])  # at the step just taken, 0-based like every row
-    summary = show(run.id)
+    summary = show_run(run.id)
     assert summary["status"] == "completed" and summary["run_id"] == run.id and summary["steps"] == 40
     assert summary["metrics"]["val_loss"] == pytest.approx(eval_40["eval_loss"])
     assert summary["metrics"]["val_accuracy"] == pytest.approx(eval_40["eval_accuracy"])
@@ -85,7 +78,7 @@ def test_stop_from_another_process_ends_training_within_seconds_as_stopped(tmp_p
     assert "stop" in sent and ended - sent["stop"] < 5.0
     record = store.get_run(callback.run.id)
     assert record["status"] == "stopped" and 5 <= trainer.state.global_step < 100_000
-    assert show(callback.run.id)["status"] == "stopped"
+    assert show_run(callback.run.id)["status"] == "stopped"
 
 
 def test_set_lr_from_another_process_reaches_the_optimizer(tmp_path, store):
@@ -119,37 +112,20 @@ def test_set_lr_from_another_process_reaches_the_optimizer(tmp_path, store):
 def test_under_torchrun_two_ranks_make_one_run_and_stop_and_set_lr_reach_both(tmp_path, store, runs_dir):
     """gloo on CPU: rank 0 records the run (world_size 2); set-lr and stop from another process reach both
     ranks at the same step, so neither hangs in a collective."""
-    import os
-    import subprocess
-    import sys
+    from support import start_torchrun, stop_torchrun, wait_for_recorded_run
 
-    from support import REPO
-
-    script = REPO / "tests" / "support" / "hf_torchrun.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                                "--standalone", str(script), str(tmp_path), "100000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-    def recorded():
-        if process.poll() is not None:
-            raise AssertionError(f"torchrun ended early: {process.stderr.read()[-3000:]}")
-        return next(iter(store.list_runs()), None)
-
+    process = start_torchrun("hf_torchrun.py", str(tmp_path), "100000")
     try:
-        run = wait_for(recorded, timeout=120, what="the run to be recorded")
+        run = wait_for_recorded_run(process, store)
         wait_for(lambda: store.metric_names(run["run_id"]), timeout=60, what="the first metrics")
         assert run_cli("control", run["run_id"], "set-lr", "0.0042", timeout=60).returncode == 0
         # under torchrun flushes go by step count (about every 100 steps): a few flushes on a busy machine
         wait_for(lambda: (store.last_metric(run["run_id"], "lr") or 0) == pytest.approx(0.0042), timeout=120,
                  what="the new learning rate")
-        assert run_cli("stop", run["run_id"], timeout=60).returncode == 0
-        out, err = process.communicate(timeout=60)
+        ranks = stop_torchrun(process, run["run_id"])
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err[-3000:]
-    ranks = [json.loads(line) for line in out.splitlines() if line.startswith('{"rank"')]
     assert sorted(r["rank"] for r in ranks) == [0, 1]
     assert len({r["step"] for r in ranks}) == 1 and ranks[0]["step"] < 100_000  # both stopped at the same step
     assert all(r["lr"] == pytest.approx(0.0042) for r in ranks)

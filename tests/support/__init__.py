@@ -6,6 +6,7 @@ conftest.py files, helpers live here, so no test module imports from another.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +40,41 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None, cwd: Path
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=cwd)
+
+
+def show_run(run_id: str) -> dict:
+    """`workbench show RUN_ID --json`, as another terminal would read a run: the parsed record."""
+    result = run_cli("show", run_id, "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def start_torchrun(script: str, *args: str) -> subprocess.Popen:
+    """`torchrun --nproc_per_node=2 tests/support/SCRIPT ARGS` (one intra-op thread a rank), pipes open."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                             str(REPO / "tests" / "support" / script), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_recorded_run(process: subprocess.Popen, store, timeout: float = 120.0) -> dict:
+    """The first run `process` records in `store`; fails at once, with its stderr, if it ends first."""
+    def recorded():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended early: {process.stderr.read()[-3000:]}")
+        return next(iter(store.list_runs()), None)
+
+    return wait_for(recorded, timeout=timeout, what="the run to be recorded")
+
+
+def stop_torchrun(process: subprocess.Popen, run_id: str) -> list[dict]:
+    """`workbench stop RUN_ID` from another process; once the program exits (it must exit 0), the JSON
+    line each rank printed (`{"rank": ...}`)."""
+    assert run_cli("stop", run_id, timeout=60).returncode == 0
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-3000:]
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"rank"')]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1,
