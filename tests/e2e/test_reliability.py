@@ -37,9 +37,11 @@ class Counting(nn.Module):
         if self.training:
             self.calls += 1
             if self.calls % 10 == 0:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                # written aside, then renamed: a kill -9 between truncate and write left an empty file
+                fd = os.open(self.path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 os.write(fd, str(self.calls).encode())
                 os.close(fd)
+                os.replace(self.path + ".tmp", self.path)
         return self.net(x)
 
 def build(path):
