@@ -33,7 +33,7 @@ def rng_state() -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """random.getstate() nests tuples; weights_only loading accepts lists/tuples of ints."""
-    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+    return [_plain(v) if type(v) in (tuple, list) else v for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def _tuples(value: Any) -> Any:

@@ -38,6 +38,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
+from operator import is_
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,7 @@ class Run:
         self.config: dict[str, Any] = _json_config(dict(config or {}))
         self.store = RunStore(runs_dir if runs_dir is not None else default_runs_dir())
         self.topology = distributed.topology_from_env()
+        self._distributed = self.topology.distributed
         self.preset = loop_preset(self.name, self.config)
         from workbench.diagnostics.engine import DiagnosticsEngine
 
@@ -165,6 +167,7 @@ class Run:
         self._checked = False  # this optimizer step's gradients were checked
         self._clipped: tuple[int, torch.Tensor] | None = None  # (step, norm) from the loop's own clipping
         self._trainable_ids: set[int] = set()
+        self._metric_names: set[str] = set()  # names `log` has accepted (checked once each)
         self._last_flush = time.monotonic()
         self._window_started = time.perf_counter()
         self._window_steps = 0
@@ -337,7 +340,10 @@ class Run:
     def clipped(self, parameters: list[torch.Tensor], total_norm: torch.Tensor) -> None:
         """clip_watch: the loop called clip_grad_norm_; on the watched parameters, its norm is this step's."""
         given = [p for p in parameters if p.requires_grad]
-        if len(given) == len(self._trainable_ids) and {id(p) for p in given} == self._trainable_ids:
+        if len(given) != len(self.trainable):
+            return
+        # (usually model.parameters(), in the watched order: identity, with no set built per step)
+        if all(map(is_, given, self.trainable)) or {id(p) for p in given} == self._trainable_ids:
             self._clipped = (self._optimizer_steps, total_norm)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
@@ -358,7 +364,7 @@ class Run:
         if step + 1 == self._next_probe:  # the dead-unit hooks go on for the probe step's forward only
             session.probe_start(step + 1)
         if self._log_calls == 0:  # a loop that does not log: publish what the hooks saw on the same cadence
-            if self.topology.distributed:
+            if self._distributed:
                 if len(self._stepped) >= DISTRIBUTED_LOG_EVERY:
                     self._flush()
             elif len(self._stepped) >= MAX_PENDING or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
@@ -388,16 +394,19 @@ class Run:
         next flush). Names starting with val_ are evaluation metrics (val_loss, val_accuracy, ...)."""
         if self._finished:
             return  # after finish (an integration's last callback, say): nothing more is recorded
-        if not isinstance(metrics, Mapping):
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):  # (the ABC check is the slow one)
             raise TypeError(f"run.log: metrics: must be a dict, got {type(metrics).__name__}")
         if step is None:
             step = max(0, self._optimizer_steps - 1) if self.model is not None else self._log_calls
         elif isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
             raise ValueError(f"run.log: step: must be a non-negative integer below 2**63, got {step!r}")
         logged: list[tuple[int, str, Any]] = []
+        names_ok = self._metric_names
         for name, value in metrics.items():  # all checked before any is kept: a refused call records nothing
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(f"run.log: metric name {name!r}: must be a non-empty string")
+            if name not in names_ok:
+                if not isinstance(name, str) or not name.strip():
+                    raise ValueError(f"run.log: metric name {name!r}: must be a non-empty string")
+                names_ok.add(name)
             if isinstance(value, torch.Tensor):
                 if value.numel() != 1:
                     raise ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
@@ -427,7 +436,7 @@ class Run:
             if self._commands_pending():
                 self.apply_control()
         self._logs_since_flush += 1
-        if self.topology.distributed:
+        if self._distributed:
             if self._logs_since_flush >= DISTRIBUTED_LOG_EVERY:
                 self._flush()
         elif self._logs_since_flush >= MAX_PENDING or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:

@@ -55,11 +55,14 @@ def clone_state(value: Any) -> Any:
         return value.detach().clone()
     if isinstance(value, dict):
         return {key: clone_state(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [clone_state(item) for item in value]
+    if isinstance(value, list):  # (the RNG state's 625 ints are copied without a call each)
+        return [item if type(item) in _IMMUTABLE else clone_state(item) for item in value]
     if isinstance(value, tuple):
-        return tuple(clone_state(item) for item in value)
+        return tuple(item if type(item) in _IMMUTABLE else clone_state(item) for item in value)
     return value
+
+
+_IMMUTABLE = frozenset((int, float, str, bool, type(None)))
 
 
 def weight_norm(parameters: Iterable[Any]) -> float:

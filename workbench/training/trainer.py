@@ -394,11 +394,15 @@ class Trainer:
         per_micro_sync = accum > 1 and distributed.wraps_ddp(forward)
         no_context = nullcontext()  # reusable, as is the autocast context: no per-step construction
         amp = autocast(device, dtype)
+        # Without DDP accumulation or autocast the forward needs no context at all.
+        plain_forward = not per_micro_sync and dtype is None
+        commands_waiting = control.pending
+        step = self.step  # the loop's own count; the session's copy is set after each step
         try:
-            while self.step < max_steps:
-                if control.pending():
+            while step < max_steps:
+                if commands_waiting():
                     paused_seconds += session.handle_commands(self._apply)
-                step = self.step
+                    step = self.step
                 probing = step >= cadence.next_probe
                 if probing:
                     probe_started = time.perf_counter()
@@ -416,12 +420,16 @@ class Trainer:
                     if profiler is not None:
                         profiler.data_time(time.perf_counter() - fetch_started)
                     x, y = split_batch(batch)
-                    # Under DDP only the last micro-step all-reduces the accumulated gradients (no_sync()).
-                    with distributed.sync_gradients(forward, micro == accum - 1) if per_micro_sync else no_context:
-                        with amp:
-                            loss, _ = forward_loss(forward, loss_fn, x, y)
-                        scaled = loss / accum if accum > 1 else loss
-                        (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    if plain_forward:
+                        loss, _ = forward_loss(forward, loss_fn, x, y)
+                        (loss / accum if accum > 1 else loss).backward()
+                    else:
+                        # Under DDP only the last micro-step all-reduces the accumulated gradients (no_sync()).
+                        with distributed.sync_gradients(forward, micro == accum - 1) if per_micro_sync else no_context:
+                            with amp:
+                                loss, _ = forward_loss(forward, loss_fn, x, y)
+                            scaled = loss / accum if accum > 1 else loss
+                            (scaler.scale(scaled) if scaler is not None else scaled).backward()
                     if accum > 1:
                         loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 if scaler is not None:
@@ -458,7 +466,8 @@ class Trainer:
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(self.model)
-                self.step = step + 1
+                done = step + 1  # steps completed
+                self.step = done
                 self._samples_seen += samples_per_step
                 if probing:
                     session.publish_probe(step, *probe_after_step(step, probe))
@@ -468,15 +477,16 @@ class Trainer:
                 if profiler is not None and profiler.end_step():
                     self._profiler = None
                     self.log(profiler.report, kind="profile", rows=profiler.rows)
-                if self.step >= cadence.next_flush or self.step == max_steps:
+                if done >= cadence.next_flush or done == max_steps:
                     self._flush(window_start, losses[:filled], norms[:filled], lrs[:filled], samples_per_step,
                                 tokens_per_sample)
-                    window_start = self.step
+                    window_start = done
                     filled = 0
-                if (eval_every and self.step % eval_every == 0) or self.step == max_steps:
+                if (eval_every and done % eval_every == 0) or done == max_steps:
                     paused_seconds += self._timed(self._evaluate)
-                if checkpoint_every and self.step % checkpoint_every == 0 and self.step < max_steps:
+                if checkpoint_every and done % checkpoint_every == 0 and done < max_steps:
                     paused_seconds += self._timed(lambda: self._checkpoint_or_pause("periodic"))
+                step = done
         except StopRun as stop:
             status, reason = stop.status, stop.reason
         except torch.OutOfMemoryError as error:
