@@ -81,20 +81,23 @@ class History:
         for step, name, value in rows:
             if name in ("loss", "grad_norm", "lr"):
                 by_step.setdefault(step, {})[name] = value
-        added = 0
-        for step in sorted(by_step):
-            values = by_step[step]
-            if "loss" not in values:
-                continue
-            if self.first_step is None:
-                self.first_step = step
-                if step == 0 and math.isfinite(values["loss"]):
-                    self.first_loss = values["loss"]
-            self.steps.append(step)
-            self.loss.append(values["loss"])
-            self.grad_norm.append(values.get("grad_norm", math.nan))
-            self.lr.append(values.get("lr", math.nan))
-            added += 1
+        steps = [step for step in sorted(by_step) if "loss" in by_step[step]]
+        return self.add_series(steps, [by_step[s]["loss"] for s in steps],
+                               [by_step[s].get("grad_norm", math.nan) for s in steps],
+                               [by_step[s].get("lr", math.nan) for s in steps])
+
+    def add_series(self, steps: list[int], loss: list[float], grad_norm: list[float], lr: list[float]) -> int:
+        """Append one flush's steps (ascending) with their loss, grad norm and LR; returns how many."""
+        if not steps:
+            return 0
+        if self.first_step is None:
+            self.first_step = steps[0]
+            if steps[0] == 0 and math.isfinite(loss[0]):
+                self.first_loss = loss[0]
+        self.steps += steps
+        self.loss += loss
+        self.grad_norm += grad_norm
+        self.lr += lr
         if self.start_loss is None and self.first_step == 0 and len(self.loss) >= START_STEPS:
             first = np.asarray(self.loss[:START_STEPS])
             first = first[np.isfinite(first)]
@@ -105,7 +108,7 @@ class History:
         if len(self.steps) > 2 * self.max_steps:  # trim in bulk, not every flush
             for series in (self.steps, self.loss, self.grad_norm, self.lr):
                 del series[: len(series) - self.max_steps]
-        return added
+        return len(steps)
 
     def recent(self, name: str, count: int) -> np.ndarray:
         values = getattr(self, name)

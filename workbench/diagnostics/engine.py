@@ -100,7 +100,8 @@ class DiagnosticsEngine(Callback):
     def on_batch(self, run, batch: TelemetryBatch) -> None:
         if self.ctx is None:
             return
-        added = self.ctx.history.add_rows(batch.rows)
+        history = self.ctx.history
+        added = history.add_series(*batch.series) if batch.series is not None else history.add_rows(batch.rows)
         if added:
             self._each("after_flush", added)
             self._judge_pending(run, lambda point, newest: newest >= point.step - 1)

@@ -339,11 +339,14 @@ class Run:
 
     def clipped(self, parameters: list[torch.Tensor], total_norm: torch.Tensor) -> None:
         """clip_watch: the loop called clip_grad_norm_; on the watched parameters, its norm is this step's."""
-        given = [p for p in parameters if p.requires_grad]
-        if len(given) != len(self.trainable):
+        trainable = self.trainable
+        # Usually model.parameters() with every one trainable, in the watched order: compared by identity,
+        # with no list or set built per step.
+        if len(parameters) == len(trainable) and all(map(is_, parameters, trainable)):
+            self._clipped = (self._optimizer_steps, total_norm)
             return
-        # (usually model.parameters(), in the watched order: identity, with no set built per step)
-        if all(map(is_, given, self.trainable)) or {id(p) for p in given} == self._trainable_ids:
+        given = [p for p in parameters if p.requires_grad]
+        if len(given) == len(trainable) and {id(p) for p in given} == self._trainable_ids:
             self._clipped = (self._optimizer_steps, total_norm)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
@@ -552,7 +555,11 @@ class Run:
         recent = [value for _, value in losses[-TRAIN_LOSS_STEPS:] if math.isfinite(value)]
         if recent:
             self._last_train_loss = sum(recent) / len(recent)
-        session.publish(TelemetryBatch(step=newest, elapsed=time.time(), rows=rows))
+        loss_at = dict(losses)  # (a step logged twice keeps its last loss, as in the rows)
+        steps = sorted(loss_at)
+        series = (steps, [loss_at[s] for s in steps], [values.get((s, "grad_norm"), math.nan) for s in steps],
+                  [values.get((s, "lr"), math.nan) for s in steps])
+        session.publish(TelemetryBatch(step=newest, elapsed=time.time(), rows=rows, series=series))
         for step in sorted(evals):
             metrics = evals[step]
             val_loss = metrics.get("val_loss")

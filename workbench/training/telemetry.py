@@ -26,6 +26,9 @@ class TelemetryBatch:
     elapsed: float
     rows: list[tuple[int, str, float]]
     epoch: float = 0.0
+    # The same steps' loss, grad_norm and lr as columns (steps ascending, each with a loss), where the
+    # loop has them so: the diagnostics' history takes them without re-reading every row.
+    series: tuple[list[int], list[float], list[float], list[float]] | None = None
 
 
 # Every kind of Event, what its `text` is and what its `data` carries:

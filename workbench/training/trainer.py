@@ -607,7 +607,8 @@ class Trainer:
         extra["samples_seen"] = float(self._samples_seen)
         rows += [(step, name, value) for name, value in extra.items()]
         self.last_train_loss = sum(losses) / n
-        session.publish(TelemetryBatch(step=step, elapsed=time.time(), rows=rows, epoch=extra["epoch"]))
+        series = (list(range(window_start, window_start + n)), losses, norms, [float(lr) for lr in lrs])
+        session.publish(TelemetryBatch(step=step, elapsed=time.time(), rows=rows, epoch=extra["epoch"], series=series))
         if self.topology.is_main:  # the window is on the host already: judging it costs no sync
             self.snapshots.offer(window_start, losses, norms, self._snapshot_payload, self._weight_norm)
         if bad is not None:
