@@ -393,8 +393,8 @@ class Run:
     # -- log -----------------------------------------------------------------------------------------------
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record metrics at `step` (default: the optimizer step just taken, or a count of log calls for a
-        run that is not watched). Values: numbers or one-element tensors (kept on their device until the
-        next flush). Names starting with val_ are evaluation metrics (val_loss, val_accuracy, ...)."""
+        run that is not watched). Values: numbers or one-element tensors (a GPU tensor is kept there until
+        the next flush). Names starting with val_ are evaluation metrics (val_loss, val_accuracy, ...)."""
         if self._finished:
             return  # after finish (an integration's last callback, say): nothing more is recorded
         if type(metrics) is not dict and not isinstance(metrics, Mapping):  # (the ABC check is the slow one)
@@ -415,7 +415,9 @@ class Run:
                     raise ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
                 if value.is_complex():
                     raise ValueError(f"run.log: {name!r}: a complex tensor (log a real number)")
-                logged.append((step, name, value.detach()))
+                # On the host a value is read at once (nothing to batch up: the preset trainer reads its loss
+                # the same way); on a GPU it stays there until the flush's one transfer.
+                logged.append((step, name, float(value.item()) if value.is_cpu else value.detach()))
                 continue
             number = value.item() if hasattr(value, "item") and getattr(value, "size", 1) == 1 else value  # numpy
             if isinstance(number, bool) or not isinstance(number, (int, float)):
