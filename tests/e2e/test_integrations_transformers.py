@@ -3,8 +3,11 @@ recorded, charted and steered from another process like any workbench run. Offli
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +184,58 @@ def test_a_layer_that_makes_nan_stops_training_as_diverged_with_the_layer_named(
     assert "nonfinite_grad" in findings or "nonfinite_activation" in findings, findings
     layers = {f["layer"] for f in findings.values()}
     assert "bert.encoder.layer.1.intermediate.dense" in layers, layers
+
+
+def raise_at_step(step: int):
+    """A user's callback that raises inside train() at one step (HF has no hook for that)."""
+    from transformers import TrainerCallback
+
+    class Raise(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise RuntimeError(f"raised at step {step}")
+
+    return Raise()
+
+
+def test_a_train_that_raised_and_was_caught_is_recorded_failed_and_the_next_train_is_a_new_watched_run(
+        tmp_path, store):
+    from workbench.integrations.transformers import UNFINISHED, WorkbenchCallback
+
+    callback, raiser = WorkbenchCallback(name="raises"), raise_at_step(3)
+    trainer = hf_trainer(tmp_path, [callback, raiser], eval_strategy="no")
+    with pytest.raises(RuntimeError, match="raised at step 3"):
+        trainer.train()
+    first = callback.run.id
+    assert store.get_run(first)["status"] == "running"  # nothing said the run ended yet
+    trainer.remove_callback(raiser)
+    trainer.train()  # the user tries again
+    record = store.get_run(first)
+    assert record["status"] == "failed" and record["reason"] == UNFINISHED
+    second = store.get_run(callback.run.id)
+    assert callback.run.id != first and second["status"] == "completed" and second["steps"] == 40
+    assert len(store.metric_series(callback.run.id, "grad_norm")) == 40  # watched again
+
+
+def test_a_train_that_raised_and_was_caught_is_failed_when_the_process_exits(tmp_path, runs_dir):
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from support.trainers import hf_trainer
+from test_integrations_transformers import raise_at_step
+from workbench.integrations.transformers import WorkbenchCallback
+callback = WorkbenchCallback(runs_dir={str(runs_dir)!r}, name="raises")
+trainer = hf_trainer({str(tmp_path)!r}, [callback, raise_at_step(3)], eval_strategy="no")
+try:
+    trainer.train()
+except RuntimeError:
+    pass
+print(callback.run.id)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from workbench.integrations.transformers import UNFINISHED
+
+    record = show_run(done.stdout.split()[-1])
+    assert record["status"] == "failed" and record["reason"] == UNFINISHED

@@ -18,6 +18,8 @@ from workbench.integrations.names import numeric
 # The keys of the one on_log call HF makes at the end of `train()` (whole-run aggregates: train_loss is
 # the mean over every step). They are kept under their own names so they never overwrite a step's loss.
 _END_OF_TRAINING = "train_runtime"
+# Why a run ends failed when `train()` never reached on_train_end (HF has no hook for an exception).
+UNFINISHED = "trainer.train() did not finish: it raised (an exception caught outside it) before on_train_end"
 
 
 def _unwrapped(optimizer: Any, scheduler: Any) -> tuple[Any, Any]:
@@ -58,11 +60,15 @@ class WorkbenchCallback(TrainerCallback):
         if model is not None:
             config["model_class"] = type(model).__name__
         name = self.name or args.run_name or (type(model).__name__ if model is not None else "transformers")
+        if self.run is not None and self.run.status == "running":  # the last train() raised and was caught
+            self.run.finish("failed", UNFINISHED)
+        self._watched = False
         # Every rank joins the run: rank 0 records it, the others follow its stop and set-lr at the same step.
         self.run = workbench.init(name, config=config, runs_dir=self.runs_dir)
         # HF writes the checkpoints (resumable with resume_from_checkpoint). Under torchrun the run's own
         # (rank 0, no collective) stay: a checkpoint request reaches rank 0 alone, and HF's save is for all.
         self.run.saves_checkpoints = args.world_size > 1
+        self.run.unfinished_ending = ("failed", UNFINISHED)  # until on_train_end
         self._clipped = args.max_grad_norm is not None and args.max_grad_norm > 0
         self._watch(model, optimizer, lr_scheduler)
 

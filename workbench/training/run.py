@@ -147,6 +147,10 @@ class Run:
         self.loss_fn = None  # set by watch: what the NaN replay backpropagates
         self.loss_outside_model = True  # tells the NaN replay the real loss is computed outside the model
         self.saves_checkpoints = True  # an integration whose framework saves them sets this to False
+        # How the run ends if the process exits before anything finished it: an integration whose framework
+        # has an end hook sets ("failed", why) until that hook comes, so a train() that raised and was
+        # caught does not read as completed.
+        self.unfinished_ending: tuple[str, str] | None = None
         self._hooks: list[Any] = []
         self._last_input: Any = None  # the last training forward's inputs, for the NaN replay
         self._host_sync = True
@@ -765,7 +769,8 @@ class Run:
             (self._previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
 
     def _at_exit(self) -> None:
-        self._end(None, None, None)
+        status, reason = self.unfinished_ending if self.unfinished_ending and self._stop is None else (None, None)
+        self._end(status, reason, None)
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
