@@ -144,6 +144,22 @@ def test_image_folder_bad_options(store, args, expected):
     assert expected in message
 
 
+def test_an_image_folder_root_too_big_to_look_through_is_one_line_naming_the_field(store, tmp_path, monkeypatch):
+    # `root = "/"` would have ImageFolder walk the whole disk: the --data scan's bound holds here too
+    import workbench.data.source as source
+
+    write_image_folder(tmp_path / "home" / "pets")
+    for i in range(40):
+        (tmp_path / "home" / f"project{i}").mkdir()
+    monkeypatch.setattr(source, "MAX_SCAN", 30)
+    message = setup_error(*train(store, "cnn-shapes", **{"data.kind": "image_folder",
+                                                          "data.args": {"root": str(tmp_path / "home")}}))
+    assert message.startswith("data.args (image_folder): root") and "more than 30 files and folders" in message
+    completed(*train(store, "cnn-shapes", **{  # the folder that holds only the images is under the bound
+        "data.kind": "image_folder", "data.args": {"root": str(tmp_path / "home" / "pets"), "image_size": 16},
+        "model.args.width_multiplier": 0.25}))
+
+
 # -- text files -------------------------------------------------------------------------------
 TEXT = "".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(400))
 
@@ -166,6 +182,23 @@ def test_text_folder_with_a_pattern_and_a_bpe_tokenizer(store, tmp_path):
         "data.args": {"path": str(tmp_path / "notes"), "pattern": "*.md", "tokenizer": "bpe", "vocab_size": 300,
                       "block_size": 32, "format": "hf"}}))
     assert trainer.info.extra["tokenizer"] == "bpe" and trainer.info.vocab_size <= 300
+
+
+def test_a_text_folder_too_big_to_look_through_is_one_line_naming_the_field(store, tmp_path, monkeypatch):
+    import workbench.data.source as source
+
+    for i in range(40):
+        (tmp_path / "home" / f"d{i}").mkdir(parents=True)
+        (tmp_path / "home" / f"d{i}" / "notes.txt").write_text(TEXT)
+    monkeypatch.setattr(source, "MAX_SCAN", 30)
+    message = setup_error(*train(store, "gpt-char", **{"data.kind": "text_file",
+                                                       "data.args": {"path": str(tmp_path / "home")}}))
+    assert message.startswith("data.args (text_file): path") and "more than 30 files and folders" in message
+    monkeypatch.setattr(source, "MAX_SCAN", 100)  # 80 entries: read, the nested files found by the pattern
+    trainer = completed(*train(store, "gpt-char", **{
+        "data.kind": "text_file", "data.args": {"path": str(tmp_path / "home"), "block_size": 32},
+        "model.args.n_layer": 1, "model.args.n_embd": 32}))
+    assert trainer.info.task == "language_modeling"
 
 
 def test_text_file_missing_is_a_config_error(store, tmp_path):

@@ -148,12 +148,24 @@ def _open_images(paths: list[str], size: int, channels: int) -> torch.Tensor:
     return out
 
 
+def _bounded(path: Path, what: str, holding: str) -> list[Path]:
+    """The files under a folder loader's root, or a one-line refusal past the --data scan's bound (a root
+    of `/` or `~` would walk the whole disk)."""
+    from workbench.data.source import FolderTooBig, scan_files
+
+    try:
+        return scan_files(path)
+    except FolderTooBig as error:
+        raise ValueError(f"{what} {str(path)!r} {error}: give the folder that holds {holding}") from None
+
+
 def _folder(root: str, what: str):
     from torchvision.datasets import ImageFolder
 
     path = user_path(root)
     if not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is not a directory (expected one sub-folder of images per class)")
+    _bounded(path, what, "one sub-folder of images per class")
     try:
         return ImageFolder(str(path))
     except (FileNotFoundError, RuntimeError) as error:
@@ -213,7 +225,7 @@ def image_folder(
 
 def _read_texts(path: Path, pattern: str, encoding: str) -> list[str]:
     if path.is_dir():
-        files = sorted(p for p in path.rglob(pattern) if p.is_file())
+        files = [p for p in _bounded(path, "path", "only your text files") if p.relative_to(path).match(pattern)]
         if not files:
             raise ValueError(f"no files matching {pattern!r} under {str(path)!r}")
     elif path.is_file():

@@ -37,8 +37,8 @@ CARRIED = {
     "table": (),
 }
 SOURCES = ("generated", "file", "folder", "hub")
-# A folder given to --data is looked at up to this many files and folders in all (`--data /` or `~` would
-# otherwise walk the whole disk); a bigger one is refused, naming the cap.
+# A folder given to --data (or as a folder loader's root) is looked at up to this many files and folders in
+# all (`--data /` or `~` would otherwise walk the whole disk); a bigger one is refused, naming the cap.
 MAX_SCAN = 100_000
 
 
@@ -128,10 +128,14 @@ def _task_and_loss(preset, label_kind: str, n_classes: int, notes: list[str]) ->
     return "classification", loss
 
 
-def _scan(root: Path, shown: str) -> list[Path]:
-    """Every file under `root` (symlinked folders are followed only in `root` itself, e.g. linked class
-    folders: no loops), looking at no more than MAX_SCAN files and folders; more is a ConfigError.
-    Unreadable folders are skipped."""
+class FolderTooBig(ValueError):
+    """A folder with more than MAX_SCAN files and folders under it (the scan stopped there)."""
+
+
+def scan_files(root: Path) -> list[Path]:
+    """Every file under `root`, sorted (symlinked folders are followed only in `root` itself, e.g. linked
+    class folders: no loops), looking at no more than MAX_SCAN files and folders; more is FolderTooBig.
+    Unreadable folders are skipped. The one bounded walk: --data and the training-time folder loaders."""
     files: list[Path] = []
     seen = 0
     folders = [str(root)]
@@ -142,8 +146,7 @@ def _scan(root: Path, shown: str) -> list[Path]:
                 for entry in entries:
                     seen += 1
                     if seen > MAX_SCAN:
-                        raise ConfigError(f"--data: {shown} holds more than {MAX_SCAN:,} files and folders (looked "
-                                          "no further): give the folder that holds only your data")
+                        raise FolderTooBig(f"holds more than {MAX_SCAN:,} files and folders (looked no further)")
                     if entry.is_dir(follow_symlinks=folder == str(root)):
                         folders.append(entry.path)
                     elif entry.is_file():
@@ -192,7 +195,10 @@ def describe_source(path: str, label: str | None = None, preset=None) -> DataCho
     local = user_path(path)
     notes: list[str] = []
     if local.is_dir():
-        files = _scan(local, path)
+        try:
+            files = scan_files(local)
+        except FolderTooBig as error:
+            raise ConfigError(f"--data: {path} {error}: give the folder that holds only your data") from None
         folders = _image_folder(local, files)
         if folders:
             return _from_image_folder(local.resolve(), folders, label, preset, notes)
@@ -321,4 +327,4 @@ def _from_table(path: str, label, preset, notes) -> DataChoice:
     return choice
 
 
-__all__ = ["DataChoice", "MAX_SCAN", "SOURCES", "describe_source"]
+__all__ = ["DataChoice", "FolderTooBig", "MAX_SCAN", "SOURCES", "describe_source", "scan_files"]
