@@ -33,6 +33,21 @@ async def open_configure(pilot, name: str):
     return pilot.app.screen
 
 
+async def tab_to(pilot, form, section: str) -> None:
+    """Press ctrl+t until the form shows `section`, as a user does: one press, a look at which tab is now
+    showing, the next press (a fast second press can land while the first tab's fields still mount)."""
+    from textual.widgets import TabbedContent
+
+    tabs = form.query_one(TabbedContent)
+    for _ in range(len(form.sections)):
+        if tabs.active == f"section-{section}":
+            return
+        before = tabs.active
+        await pilot.press("ctrl+t")
+        await pilot_wait_for(pilot, lambda: tabs.active != before, timeout=30, what=f"ctrl+t to leave {before}")
+    raise AssertionError(f"ctrl+t never showed {section} (at {tabs.active})")
+
+
 def form_ready(screen) -> bool:
     """The form is shown and its first field has the focus: keys typed now reach it (ctrl+t included)."""
     from workbench.tui.screens.configure import ConfigureScreen

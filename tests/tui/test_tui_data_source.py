@@ -6,7 +6,7 @@ import pytest
 
 from support import pilot_wait_for as wait_for
 from support.datafiles import table_rows, write_csv
-from support.tui import QUICK, open_configure
+from support.tui import QUICK, open_configure, tab_to
 from workbench.store import RunStore
 from workbench.tui.screens.configure import ConfigureScreen
 from workbench.tui.screens.dashboard import DashboardScreen
@@ -43,8 +43,7 @@ async def test_pick_a_file_see_the_summary_and_train_on_it(make_app, isolated, r
     async with app.run_test(size=(140, 48)) as pilot:
         await pilot.pause()
         form = await open_configure(pilot, "mlp-quadrants")
-        for _ in range(2):  # preset -> model -> data
-            await pilot.press("ctrl+t")
+        await tab_to(pilot, form, "data")  # preset -> model -> data
         panel = await wait_for(pilot, lambda: next(iter(form.query(DataSourcePanel)), None), what="the data panel")
         await choose_source(pilot, "file")
         await type_into(pilot, "#data-path", str(bad))
@@ -102,8 +101,7 @@ async def test_tui_opened_with_data_shows_it_and_generated_puts_the_presets_data
         form = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ConfigureScreen) else None,
                               what="the form")
         assert form.values["data.kind"] == "table" and form.values["task"] == "binary"
-        for _ in range(2):
-            await pilot.press("ctrl+t")
+        await tab_to(pilot, form, "data")
         panel = await wait_for(pilot, lambda: next(iter(form.query(DataSourcePanel)), None), what="the data panel")
         await wait_for(pilot, lambda: "2 classes" in panel.summary, what="the summary of the file")
         assert panel.query_one("#data-path").value == str(path.resolve())

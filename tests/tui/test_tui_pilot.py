@@ -13,7 +13,7 @@ from textual.command import CommandList, CommandPalette
 
 from support import pilot_wait_for as wait_for
 from support import run_cli
-from support.tui import QUICK, open_configure, write_user_preset
+from support.tui import QUICK, open_configure, tab_to, write_user_preset
 from workbench.presets import load_preset
 from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
@@ -53,8 +53,7 @@ async def test_invalid_values_are_flagged_inline_and_start_is_refused(make_app):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         form = await open_configure(pilot, "mlp-quadrants")
-        for _ in range(3):  # preset -> model -> data -> optimizer, as a user tabs through sections
-            await pilot.press("ctrl+t")
+        await tab_to(pilot, form, "optim")  # preset -> model -> data -> optimizer, as a user tabs through
         await wait_for(pilot, lambda: form.query("#f-optim--lr"), what="the optimizer section")  # mounted on show
         await clear_and_type(pilot, "#f-optim--lr", "-1")
         await pilot.pause()
