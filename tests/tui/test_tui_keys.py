@@ -141,3 +141,27 @@ async def test_footers_name_the_keys_that_matter_and_marks_keep_columns_aligned(
         form = await open_configure(pilot, "mlp-quadrants")
         await wait_for(pilot, lambda: footer_keys(form), what="the form's footer")
         assert {"^r", "^s", "^g", "f1"} <= set(footer_keys(form))
+
+
+async def test_the_footer_rebuilds_only_when_its_keys_change(make_app):
+    """Every refresh_bindings() (a finding, a status line) used to rebuild and restyle the footer's keys,
+    ~20 ms of the UI thread that the training thread waited for; now only a change of keys does."""
+    preset = load_preset("mlp-quadrants", ["train.max_steps=1000000", *QUICK])
+    app = make_app(preset=preset, start=True)
+    async with app.run_test(size=(140, 45)) as pilot:
+        dash = app.dashboard
+        footer = dash.query_one(KeyFooter)
+        await wait_for(pilot, lambda: dash.session.state.status == "running" and footer.composed_keys is not None,
+                       what="the run to start")
+        dash.session.toggle_pause()  # nothing the run reports can change the keys meanwhile
+        await wait_for(pilot, lambda: dash.session.state.paused, what="the pause")
+        await pilot.pause()
+        before = footer.recomposes
+        for _ in range(3):
+            dash.refresh_bindings()
+            await pilot.pause()
+        assert footer.recomposes == before and "p" in footer_keys(dash)
+        dash.session.stop()
+        await wait_for(pilot, lambda: dash.session.state.ended and "n" in footer_keys(dash),
+                       what="the new-run key once the run ended")
+        assert footer.recomposes > before

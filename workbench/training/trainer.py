@@ -42,6 +42,7 @@ from workbench.training.checkpoints import (CheckpointKeeper, load_checkpoint, r
 from workbench.training.device import MemoryMeter, pick_device
 from workbench.training.evaluate import BestTracker, evaluate
 from workbench.training.flat_grads import FlatGrads
+from workbench.training.heap import frozen_heap
 from workbench.training.losses import build_loss
 from workbench.training.optim import build_optimizer, build_scheduler, scale_learning_rate
 from workbench.training.session import RunResult, RunSession, StopRun
@@ -218,7 +219,8 @@ class Trainer:
                 return self._finish("failed", f"{type(error).__name__}: {error}", traceback.format_exc())
             finally:
                 self.session.started.set()
-            return self._train()
+            with frozen_heap():
+                return self._train()
         except BaseException as error:  # last resort: the thread must never die silently
             return self._finish("failed", f"{type(error).__name__}: {error}", traceback.format_exc())
 

@@ -4,6 +4,10 @@ Textual's Footer shows every shown binding and lets the rest run off the edge (`
 columns). This one measures its keys: when they do not fit it switches to the compact style, and then
 drops the least important ones (`workbench.tui.keys.FOOTER_ORDER`) until they do; the help key stays,
 so whatever was dropped is one key away.
+
+Textual's Footer rebuilds its keys whenever the screen says its bindings may have changed (a focus
+change, every `refresh_bindings()`); a rebuild restyles every key, ~20 ms of the UI thread that a
+training thread in the same process waits for. This one rebuilds only when what it shows changed.
 """
 
 from __future__ import annotations
@@ -23,10 +27,26 @@ class KeyFooter(Footer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.composed_width = -1
+        self.composed_keys: tuple | None = None  # what the last compose showed (see bindings_changed)
+        self.recomposes = 0  # rebuilds done, for tests and the benchmarks
         self.dropped: list[str] = []  # actions left out at the last compose (tests read it)
+
+    def shown_keys(self) -> tuple:
+        """Every binding the screen offers now, with whether it is enabled and its tooltip."""
+        bindings = self.screen.active_bindings.values()
+        return tuple((binding, enabled, tooltip) for _, binding, enabled, tooltip in bindings)
+
+    def bindings_changed(self, screen) -> None:
+        if (self.composed_keys is not None and self.is_attached and screen is self.screen
+                and self.composed_width == (self.size.width or self.app.size.width)
+                and self.shown_keys() == self.composed_keys):
+            return  # nothing it shows changed
+        super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
         widgets = list(super().compose())
+        self.composed_keys = self.shown_keys() if self._bindings_ready else None
+        self.recomposes += 1
         keys = [w for w in widgets if isinstance(w, FooterKey) and not w.has_class("-command-palette")]
         others = [w for w in widgets if w not in keys]
         width = self.size.width or self.app.size.width  # the Keys panel, when open, takes a side of it
