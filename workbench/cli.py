@@ -522,6 +522,8 @@ def _print_summary(summary: dict[str, Any], stream) -> None:
         where = f" in {finding['layer']}" if finding["layer"] else ""
         lines.append(f"[{finding['severity']}] {finding['code']}{where} at step {finding['step']}: "
                      f"{finding['message']} -> {finding['remedy']}")
+    for saved in summary.get("checkpoints", []):
+        lines.append(f"checkpoint {saved['kind']} at step {saved['step']:,}: {saved['path']}")
     lines.append(f"store     {summary['store']}")
     print("\n".join(lines), file=stream)
 

@@ -59,6 +59,9 @@ def run_summary(store: RunStore, run_id: str) -> dict[str, Any] | None:
         "device": run["device"],
         "reason": run["reason"],
         "peak_memory_mb": stats.get("peak_memory_mb"),
+        # newest first: the run's own (resumable with --resume) and those its framework saved (HF's folders)
+        "checkpoints": [{key: saved[key] for key in ("step", "kind", "path", "val_loss")}
+                        for saved in store.checkpoints(run_id)],
     }
 
 

@@ -159,6 +159,11 @@ def test_a_checkpoint_request_makes_hf_save_and_a_stop_saves_first(tmp_path, sto
     assert len(saved) == 2 and saved[-1] == trainer.state.global_step  # the request's, then the stop's
     assert (output / f"checkpoint-{saved[-1]}" / "optimizer.pt").exists()  # resumable by HF itself
     assert store.get_run(callback.run.id)["status"] == "stopped"
+    # ... and the run lists both, newest first, as `workbench show` does
+    listed = show_run(callback.run.id)["checkpoints"]
+    assert [(c["kind"], c["step"], c["path"]) for c in listed] == [
+        ("stop", saved[1], str(output / f"checkpoint-{saved[1]}")),
+        ("manual", saved[0], str(output / f"checkpoint-{saved[0]}"))]
 
 
 def test_a_layer_that_makes_nan_stops_training_as_diverged_with_the_layer_named(tmp_path, store):

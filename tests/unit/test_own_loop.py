@@ -345,3 +345,23 @@ def test_a_last_good_checkpoint_that_cannot_be_written_is_said_and_the_run_still
     assert run.finish() == "diverged"
     errors = [e["text"] for e in RunStore(runs_dir).events(run.id, kind="error")]
     assert errors == ["last_good checkpoint failed: OSError: [Errno 28] No space left on device"], errors
+
+
+def test_checkpoints_a_framework_saved_are_listed_by_show_and_gone_ones_drop_out(runs_dir, tmp_path):
+    model = mlp()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    with workbench.init("framework-saves", runs_dir=runs_dir) as run:
+        run.watch(model, optimizer)
+        train_loop(run, model, optimizer, 20, eval_every=10)
+        first, second = tmp_path / "checkpoint-10", tmp_path / "checkpoint-20"
+        first.mkdir()
+        run.add_checkpoint(first, "periodic", step=10)
+        first.rmdir()  # the framework keeps only its newest
+        second.mkdir()
+        run.add_checkpoint(second, "manual")
+        own = run.checkpoint()
+    shown = json.loads(run_cli("show", run.id, "--json").stdout)["checkpoints"]
+    assert {(c["kind"], c["step"], c["path"]) for c in shown} == {("manual", 20, str(second)),
+                                                                 ("manual", 20, str(own))}
+    text = run_cli("show", run.id).stdout
+    assert f"checkpoint manual at step 20: {second}" in text and str(first) not in text

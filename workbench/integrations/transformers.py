@@ -3,8 +3,8 @@
 The callback records the run (`TrainingArguments` and the model config as its config), watches the
 model and optimizer (gradient telemetry, probes, NaN origin, pause and set-lr through the optimizer's
 step hooks, the HF scheduler's shape kept), logs what `on_log` gets under workbench names, and turns the
-run's stop and checkpoint requests into `TrainerControl` flags (HF saves the checkpoint). `callback.run`
-is the `Run` (None until training begins). The run stores the config as JSON (other values as text).
+run's stop and checkpoint requests into `TrainerControl` flags (HF saves the checkpoint, and the run lists
+it: `workbench show`). `callback.run` is the `Run` (None until training begins). The run stores the config as JSON (other values as text).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class WorkbenchCallback(TrainerCallback):
         self.run = None
         self._watched = False
         self._clipped = False
+        self._save_kind = "periodic"  # why HF's next save happens: its own schedule unless the run asked
 
     # -- set-up ---------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
@@ -93,9 +94,23 @@ class WorkbenchCallback(TrainerCallback):
             control.should_training_stop = True
             # Stop checkpoints first, like every workbench run (after a divergence: the last good weights,
             # the bad step was skipped).
-            control.should_save = control.should_save or not run.saves_checkpoints
+            if not control.should_save and not run.saves_checkpoints:
+                control.should_save = True
+                self._save_kind = "stop"
         if run.take_checkpoint_request():
             control.should_save = True  # HF saves into output_dir right after this hook
+            self._save_kind = "manual"
+
+    def on_save(self, args, state, control, **kwargs):
+        """HF saved `output_dir/checkpoint-N`: listed among the run's checkpoints (rank 0 records it)."""
+        from pathlib import Path
+
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        kind, self._save_kind = self._save_kind, "periodic"
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if self.run is not None and folder.exists():
+            self.run.add_checkpoint(folder, kind, step=state.global_step)
 
     # -- metrics --------------------------------------------------------------------------------------
     def on_log(self, args, state, control, logs=None, **kwargs):

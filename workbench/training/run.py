@@ -517,6 +517,21 @@ class Run:
         self.session.log(f"checkpoint ({kind}) at step {step}: {path}", kind="checkpoint", path=str(path))
         return path
 
+    def add_checkpoint(self, path: str | Path, kind: str = "manual", step: int | None = None) -> None:
+        """Record a checkpoint your framework saved itself (a file or a folder: HF's `checkpoint-N`), so
+        `workbench show` lists it beside the run's own. Entries whose file or folder is gone (a framework
+        keeping only its newest) are dropped. Rank 0 only; nothing is copied or loaded."""
+        if not self.topology.is_main or self.session.writer is None:
+            return
+        path = Path(path)
+        step = self.session.step if step is None else step
+        run_id = self.session.run_id
+        for saved in self.store.checkpoints(run_id):
+            if not Path(saved["path"]).exists():
+                self.store.remove_checkpoint(run_id, saved["path"])
+        self.store.add_checkpoint(run_id, step, str(path), kind, self._last_eval.get("val_loss"))
+        self.session.log(f"checkpoint ({kind}) at step {step}: {path}", kind="checkpoint", path=str(path))
+
     # -- flush ---------------------------------------------------------------------------------------------
     def _flush(self, collective: bool = True) -> None:
         """Read back what was logged since the last flush (one transfer per device) and publish it.
