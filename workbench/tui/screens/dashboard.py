@@ -122,6 +122,7 @@ class DashboardScreen(Screen):
         self._findings_dirty = False
         self._threads_set: int | None = None  # intra-op threads asked for with the cpu_contention fix
         self._findings_shown = 0.0  # time spent in tick(), for the benchmark and tests
+        self._charts_ticked = 0.0  # when the chart scheduler last ran (monotonic)
         state = self.session.state
         self.charts = [
             MetricChart("loss", [Line("loss", "train", BLUE), Line("val_loss", "val", ORANGE, smooth=False)],
@@ -238,10 +239,15 @@ class DashboardScreen(Screen):
             self.sample.show_sample(state.sample, state.sample_step)
         if changes.status:
             self._status_changed()
-        if self.progress.update_if_changed():
+        beat = self.progress.update_if_changed()
+        if beat:
             self._redraw_paced()
         training = self.session.active and state.status == "running" and not state.paused
-        self.scheduler.tick(limited=training)
+        # While training, due charts redraw in the progress line's frame: one repaint a second for all of
+        # them (each repaint walks every widget on screen), not one per chart.
+        if not training or beat or now - self._charts_ticked >= self.scheduler.max_stale:
+            self.scheduler.tick(limited=training)
+            self._charts_ticked = now
         self.ticks += 1
         self.tick_seconds += time.perf_counter() - started
         return changes
