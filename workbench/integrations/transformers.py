@@ -4,7 +4,8 @@ The callback records the run (`TrainingArguments` and the model config as its co
 model and optimizer (gradient telemetry, probes, NaN origin, pause and set-lr through the optimizer's
 step hooks, the HF scheduler's shape kept), logs what `on_log` gets under workbench names, and turns the
 run's stop and checkpoint requests into `TrainerControl` flags (HF saves the checkpoint, and the run lists
-it: `workbench show`). `callback.run` is the `Run` (None until training begins). The run stores the config as JSON (other values as text).
+it: `workbench show`). `callback.run` is the `Run` (None until training begins). The run stores the config
+as JSON (other values as text).
 """
 
 from __future__ import annotations

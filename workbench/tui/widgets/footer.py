@@ -28,7 +28,7 @@ class KeyFooter(Footer):
         super().__init__(**kwargs)
         self.composed_width = -1
         self.composed_keys: tuple | None = None  # what the last compose showed (see bindings_changed)
-        self.recomposes = 0  # rebuilds done, for tests and the benchmarks
+        self.recomposes = 0  # rebuilds done (tests read it)
         self.dropped: list[str] = []  # actions left out at the last compose (tests read it)
 
     def shown_keys(self) -> tuple:
