@@ -6,7 +6,9 @@ training loop alone: the bare loop from its first step to its last, ours from th
 clock (set-up, the final eval and the final checkpoint are not per-step costs). The figure is the
 median over pairs of (ours / bare), by wall clock and by process CPU time (every thread, our metric
 writer's included; ours from the end of set-up to its last training flush). `--method difference` times whole runs of --short and --long steps instead and
-takes steps/s from their difference (noisier: four timings a pair instead of two).
+takes steps/s from their difference (noisier: four timings a pair instead of two). For the own loop,
+`--method blocks` trains a bare and a watched copy of the loop in this one process in alternating blocks
+of --long steps: the least noisy of the three (see measure_own_loop_blocks).
 
 Peers (--peer, default: the one a user of the preset would pick instead): PyTorch Lightning (CSV
 logger, progress bar off) for our own models, the Hugging Face Trainer for the HF presets, on the same
@@ -16,6 +18,7 @@ default train settings); `--device cuda` times the same on a GPU.
 
     .venv/bin/python -m benchmarks.overhead --preset mlp-quadrants --pairs 5
     .venv/bin/python -m benchmarks.overhead --case own-loop --pairs 7    # workbench.init + watch + log
+    .venv/bin/python -m benchmarks.overhead --case own-loop --method blocks --pairs 25 --long 300
 Prints one JSON object.
 """
 
@@ -233,49 +236,110 @@ def measure(preset_name: str, pairs: int, short: int, long: int, overrides: list
     return report
 
 
-def own_loop_seconds(preset, steps: int, runs_dir: Path | None = None) -> tuple[float, float]:
+class OwnLoop:
     """A hand-written loop on in-memory tensors (forward, loss, backward, clip, step, schedule); with
     `runs_dir` the same loop on the public API: `workbench.init`, `run.watch(model, optimizer, scheduler)`
-    and `run.log({"loss": loss}, step=step)` every step. Timed over the steps only (init and finish not)."""
-    seed_everything(preset.train.seed)
-    data = build_data(preset)
-    if not isinstance(data.train, TensorDataset):
-        raise ValueError("the own-loop case needs a preset with in-memory tensor data")
-    model = build_model(preset, data.info)
-    optimizer = build_optimizer(model, preset.optim)
-    scheduler = build_scheduler(optimizer, preset.schedule, preset.train.max_steps)
-    loss_fn = build_loss(preset.train)
-    clip, batch_size = preset.train.grad_clip, preset.train.batch_size
-    xs, ys = data.train.tensors
-    n = len(xs)
-    model.train()
-    run = None
-    if runs_dir is not None:
-        import workbench
+    and `run.log({"loss": loss}, step=step)` every step."""
 
-        run = workbench.init(preset.name, config={"lr": preset.optim.lr}, runs_dir=runs_dir)
-        run.watch(model, optimizer, scheduler)
-    perm, position = torch.randperm(n), 0
-    clock = Clock()
-    for step in range(steps):
-        if position + batch_size > n:
-            perm, position = torch.randperm(n), 0
-        index = perm[position : position + batch_size]
-        position += batch_size
-        loss = loss_fn(model(xs[index]), ys[index])
-        loss.backward()
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        if run is not None:
-            run.log({"loss": loss}, step=step)
-    elapsed = clock.elapsed()
-    if run is not None:
-        run.finish()
-        run.store.close()
-    return elapsed
+    def __init__(self, preset, runs_dir: Path | None = None):
+        seed_everything(preset.train.seed)
+        data = build_data(preset)
+        if not isinstance(data.train, TensorDataset):
+            raise ValueError("the own-loop case needs a preset with in-memory tensor data")
+        self.model = build_model(preset, data.info)
+        self.optimizer = build_optimizer(self.model, preset.optim)
+        self.scheduler = build_scheduler(self.optimizer, preset.schedule, preset.train.max_steps)
+        self.loss_fn = build_loss(preset.train)
+        self.clip, self.batch_size = preset.train.grad_clip, preset.train.batch_size
+        self.xs, self.ys = data.train.tensors
+        self.model.train()
+        self.run = None
+        if runs_dir is not None:
+            import workbench
+
+            self.run = workbench.init(preset.name, config={"lr": preset.optim.lr}, runs_dir=runs_dir)
+            self.run.watch(self.model, self.optimizer, self.scheduler)
+        self.perm, self.position, self.step = torch.randperm(len(self.xs)), 0, 0
+
+    def train(self, steps: int) -> tuple[float, float]:
+        """Wall and process CPU seconds of `steps` more steps."""
+        model, optimizer, scheduler, loss_fn, run = self.model, self.optimizer, self.scheduler, self.loss_fn, self.run
+        xs, ys, clip, batch_size, n = self.xs, self.ys, self.clip, self.batch_size, len(self.xs)
+        perm, position = self.perm, self.position
+        clock = Clock()
+        for step in range(self.step, self.step + steps):
+            if position + batch_size > n:
+                perm, position = torch.randperm(n), 0
+            index = perm[position : position + batch_size]
+            position += batch_size
+            loss = loss_fn(model(xs[index]), ys[index])
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if run is not None:
+                run.log({"loss": loss}, step=step)
+        elapsed = clock.elapsed()
+        self.perm, self.position, self.step = perm, position, self.step + steps
+        return elapsed
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run.store.close()
+
+
+def own_loop_seconds(preset, steps: int, runs_dir: Path | None = None) -> tuple[float, float]:
+    """`OwnLoop` timed over its steps only (init and finish not)."""
+    loop = OwnLoop(preset, runs_dir)
+    try:
+        return loop.train(steps)
+    finally:
+        loop.close()
+
+
+def measure_own_loop_blocks(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
+    """Two copies of the same loop in this process, one bare and one watched (watch + log every step),
+    trained in alternating blocks of `steps` (which copy goes first alternates too): neighbouring blocks
+    share whatever else the machine is doing, so the paired ratios swing far less than those of separate
+    runs. The watched run's store writer and heartbeat threads are alive during the bare blocks too (idle
+    there, though a commit of the last flush can spill into one): if anything, that leans towards ours."""
+    torch.set_num_threads(1)
+    preset = load_preset(preset_name, ["train.eval_every=0", "train.threads=1",
+                                       f"train.max_steps={steps * (pairs + 2)}", *overrides])
+    ratios, cpu_ratios, bare_rates, ours_rates = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, ours = OwnLoop(preset), OwnLoop(preset, Path(tmp))
+        try:
+            bare.train(min(steps, 200))  # warm-up: first-call costs out of the timed blocks
+            ours.train(min(steps, 200))
+            for pair in range(pairs):
+                results = {}
+                for which in (("bare", "ours") if pair % 2 == 0 else ("ours", "bare")):
+                    seconds = (bare if which == "bare" else ours).train(steps)
+                    results[which] = tuple(steps / max(1e-9, value) for value in seconds)
+                bare_rates.append(results["bare"][0])
+                ours_rates.append(results["ours"][0])
+                ratios.append(results["ours"][0] / results["bare"][0])
+                cpu_ratios.append(results["ours"][1] / results["bare"][1])
+        finally:
+            ours.close()
+    return {
+        "benchmark": "overhead-own-loop",
+        "method": "blocks",
+        "preset": preset_name,
+        "pairs": pairs,
+        "steps": steps,
+        "bare_steps_per_s_median": statistics.median(bare_rates),
+        "ours_steps_per_s_median": statistics.median(ours_rates),
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratios": cpu_ratios,
+        "goal": 0.97,
+    }
 
 
 def measure_own_loop(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
@@ -320,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", type=int, default=200)
     parser.add_argument("--long", type=int, default=1200)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--method", choices=("loop", "difference"), default="loop")
+    parser.add_argument("--method", choices=("loop", "difference", "blocks"), default="loop",
+                        help="blocks (own-loop only): a bare and a watched copy of the loop in one process, "
+                             "trained in alternating blocks of --long steps")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--peer", default="auto", choices=("auto", "none", *PEERS),
                         help="the other trainer timed in the same pairs (auto: HF Trainer on HF presets, else Lightning)")
@@ -329,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
                              "with workbench.init + watch + log every step vs the same loop bare")
     args = parser.parse_args(argv)
     if args.case == "own-loop":
-        print(json.dumps(measure_own_loop(args.preset, args.pairs, args.long, args.overrides)))
+        measure_fn = measure_own_loop_blocks if args.method == "blocks" else measure_own_loop
+        print(json.dumps(measure_fn(args.preset, args.pairs, args.long, args.overrides)))
         return 0
+    if args.method == "blocks":
+        parser.error("--method blocks is for --case own-loop")
     peer = None if args.peer == "none" else args.peer
     print(json.dumps(measure(args.preset, args.pairs, args.short, args.long, args.overrides, args.method,
                              args.device, peer)))
