@@ -160,6 +160,34 @@ def test_an_image_folder_root_too_big_to_look_through_is_one_line_naming_the_fie
         "model.args.width_multiplier": 0.25}))
 
 
+def test_a_symlink_deep_in_an_image_folder_is_walked_under_the_bound_as_imagefolder_would(store, tmp_path,
+                                                                                          monkeypatch):
+    """ImageFolder follows symlinked folders at every depth: a class folder holding a link to a big tree
+    (or a loop) is refused in one line before ImageFolder walks it; a link to a small folder trains."""
+    import workbench.data.source as source
+
+    write_image_folder(tmp_path / "pets")
+    big = tmp_path / "elsewhere"
+    for i in range(40):
+        (big / f"d{i}").mkdir(parents=True)
+    first_class = sorted(p for p in (tmp_path / "pets").iterdir() if p.is_dir())[0]
+    (first_class / "more").symlink_to(big, target_is_directory=True)
+    monkeypatch.setattr(source, "MAX_SCAN", 45)
+    message = setup_error(*train(store, "cnn-shapes", **{"data.kind": "image_folder",
+                                                          "data.args": {"root": str(tmp_path / "pets")}}))
+    assert message.startswith("data.args (image_folder): root") and "symlinked folders followed" in message
+    (first_class / "more").unlink()
+    (first_class / "loop").symlink_to(first_class, target_is_directory=True)  # a link loop
+    message = setup_error(*train(store, "cnn-shapes", **{"data.kind": "image_folder",
+                                                          "data.args": {"root": str(tmp_path / "pets")}}))
+    assert "more than 45 files and folders" in message
+    (first_class / "loop").unlink()
+    (first_class / "few").symlink_to(big / "d0", target_is_directory=True)
+    completed(*train(store, "cnn-shapes", **{
+        "data.kind": "image_folder", "data.args": {"root": str(tmp_path / "pets"), "image_size": 16},
+        "model.args.width_multiplier": 0.25}))
+
+
 # -- text files -------------------------------------------------------------------------------
 TEXT = "".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(400))
 

@@ -148,13 +148,13 @@ def _open_images(paths: list[str], size: int, channels: int) -> torch.Tensor:
     return out
 
 
-def _bounded(path: Path, what: str, holding: str) -> list[Path]:
+def _bounded(path: Path, what: str, holding: str, follow_links: bool = False) -> list[Path]:
     """The files under a folder loader's root, or a one-line refusal past the --data scan's bound (a root
     of `/` or `~` would walk the whole disk)."""
     from workbench.data.source import FolderTooBig, scan_files
 
     try:
-        return scan_files(path)
+        return scan_files(path, follow_links)
     except FolderTooBig as error:
         raise ValueError(f"{what} {str(path)!r} {error}: give the folder that holds {holding}") from None
 
@@ -165,7 +165,7 @@ def _folder(root: str, what: str):
     path = user_path(root)
     if not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is not a directory (expected one sub-folder of images per class)")
-    _bounded(path, what, "one sub-folder of images per class")
+    _bounded(path, what, "one sub-folder of images per class", follow_links=True)  # as ImageFolder walks
     try:
         return ImageFolder(str(path))
     except (FileNotFoundError, RuntimeError) as error:

@@ -132,10 +132,12 @@ class FolderTooBig(ValueError):
     """A folder with more than MAX_SCAN files and folders under it (the scan stopped there)."""
 
 
-def scan_files(root: Path) -> list[Path]:
-    """Every file under `root`, sorted (symlinked folders are followed only in `root` itself, e.g. linked
-    class folders: no loops), looking at no more than MAX_SCAN files and folders; more is FolderTooBig.
-    Unreadable folders are skipped. The one bounded walk: --data and the training-time folder loaders."""
+def scan_files(root: Path, follow_links: bool = False) -> list[Path]:
+    """Every file under `root`, sorted, looking at no more than MAX_SCAN files and folders; more is
+    FolderTooBig. Symlinked folders are followed in `root` itself (linked class folders), or at every depth
+    with `follow_links`, as torchvision's ImageFolder walks: then a link to `/` or a link loop deep inside
+    runs into the bound here, before ImageFolder would walk it. Unreadable folders are skipped. The one
+    bounded walk: --data and the training-time folder loaders."""
     files: list[Path] = []
     seen = 0
     folders = [str(root)]
@@ -146,8 +148,10 @@ def scan_files(root: Path) -> list[Path]:
                 for entry in entries:
                     seen += 1
                     if seen > MAX_SCAN:
-                        raise FolderTooBig(f"holds more than {MAX_SCAN:,} files and folders (looked no further)")
-                    if entry.is_dir(follow_symlinks=folder == str(root)):
+                        links = " (symlinked folders followed)" if follow_links else ""
+                        raise FolderTooBig(f"holds more than {MAX_SCAN:,} files and folders{links} "
+                                           "(looked no further)")
+                    if entry.is_dir(follow_symlinks=follow_links or folder == str(root)):
                         folders.append(entry.path)
                     elif entry.is_file():
                         files.append(Path(entry.path))
