@@ -168,7 +168,7 @@ class DashboardScreen(Screen):
                 if self.preset.task in LM_TASKS:
                     yield self.sample
                 yield self.log_pane
-        yield KeyFooter()
+        yield KeyFooter(skip_unchanged=True)  # a run may train in this process: no needless rebuilds
 
     def on_mount(self) -> None:
         self.title = "Workbench"

@@ -7,7 +7,9 @@ so whatever was dropped is one key away.
 
 Textual's Footer rebuilds its keys whenever the screen says its bindings may have changed (a focus
 change, every `refresh_bindings()`); a rebuild restyles every key, ~20 ms of the UI thread that a
-training thread in the same process waits for. This one rebuilds only when what it shows changed.
+training thread in the same process waits for. On the dashboard (`skip_unchanged=True`) this one
+rebuilds only when what it shows changed. Other screens keep Textual's rebuilds: the layout pass each
+one brings is what settles a scrolled tab bar (the form's, at 80 columns) on its active tab.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ PALETTE_CELLS = 13  # "^p palette" docked right, with its border and padding
 class KeyFooter(Footer):
     """Footer keys trimmed to the terminal's width, most important kept."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, skip_unchanged: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.skip_unchanged = skip_unchanged
         self.composed_width = -1
         self.composed_keys: tuple | None = None  # what the last compose showed (see bindings_changed)
         self.recomposes = 0  # rebuilds done (tests read it)
@@ -37,7 +40,7 @@ class KeyFooter(Footer):
         return tuple((binding, enabled, tooltip) for _, binding, enabled, tooltip in bindings)
 
     def bindings_changed(self, screen) -> None:
-        if (self.composed_keys is not None and self.is_attached and screen is self.screen
+        if (self.skip_unchanged and self.composed_keys is not None and self.is_attached and screen is self.screen
                 and self.composed_width == (self.size.width or self.app.size.width)
                 and self.shown_keys() == self.composed_keys):
             return  # nothing it shows changed
