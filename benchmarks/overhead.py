@@ -300,6 +300,37 @@ def own_loop_seconds(preset, steps: int, runs_dir: Path | None = None) -> tuple[
         loop.close()
 
 
+def _own_loop_pairs(preset_name: str, pairs: int, steps: int, method: str, timed) -> dict:
+    """`pairs` pairs of `steps` steps bare and watched, alternating which goes first (`timed(which, pair)`
+    gives the wall and process CPU seconds of one); medians of the paired ratios by wall clock and CPU."""
+    ratios, cpu_ratios, bare_rates, ours_rates = [], [], [], []
+    for pair in range(pairs):
+        results = {}
+        for which in (("bare", "ours") if pair % 2 == 0 else ("ours", "bare")):
+            results[which] = tuple(steps / max(1e-9, value) for value in timed(which, pair))
+        bare_rates.append(results["bare"][0])
+        ours_rates.append(results["ours"][0])
+        ratios.append(results["ours"][0] / results["bare"][0])
+        cpu_ratios.append(results["ours"][1] / results["bare"][1])
+        print(f"  own loop pair {pair + 1}/{pairs}: bare {results['bare'][0]:.0f} steps/s, watched "
+              f"{results['ours'][0]:.0f} steps/s, ratio {ratios[-1]:.3f}; per CPU second ratio "
+              f"{cpu_ratios[-1]:.3f}", file=sys.stderr)
+    return {
+        "benchmark": "overhead-own-loop",
+        "method": method,
+        "preset": preset_name,
+        "pairs": pairs,
+        "steps": steps,
+        "bare_steps_per_s_median": statistics.median(bare_rates),
+        "ours_steps_per_s_median": statistics.median(ours_rates),
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratios": cpu_ratios,
+        "goal": 0.97,
+    }
+
+
 def measure_own_loop_blocks(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
     """Two copies of the same loop in this process, one bare and one watched (watch + log every step),
     trained in alternating blocks of `steps` (which copy goes first alternates too): neighbouring blocks
@@ -309,72 +340,26 @@ def measure_own_loop_blocks(preset_name: str, pairs: int, steps: int, overrides:
     torch.set_num_threads(1)
     preset = load_preset(preset_name, ["train.eval_every=0", "train.threads=1",
                                        f"train.max_steps={steps * (pairs + 2)}", *overrides])
-    ratios, cpu_ratios, bare_rates, ours_rates = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         bare, ours = OwnLoop(preset), OwnLoop(preset, Path(tmp))
         try:
             bare.train(min(steps, 200))  # warm-up: first-call costs out of the timed blocks
             ours.train(min(steps, 200))
-            for pair in range(pairs):
-                results = {}
-                for which in (("bare", "ours") if pair % 2 == 0 else ("ours", "bare")):
-                    seconds = (bare if which == "bare" else ours).train(steps)
-                    results[which] = tuple(steps / max(1e-9, value) for value in seconds)
-                bare_rates.append(results["bare"][0])
-                ours_rates.append(results["ours"][0])
-                ratios.append(results["ours"][0] / results["bare"][0])
-                cpu_ratios.append(results["ours"][1] / results["bare"][1])
+            return _own_loop_pairs(preset_name, pairs, steps, "blocks",
+                                   lambda which, pair: (bare if which == "bare" else ours).train(steps))
         finally:
             ours.close()
-    return {
-        "benchmark": "overhead-own-loop",
-        "method": "blocks",
-        "preset": preset_name,
-        "pairs": pairs,
-        "steps": steps,
-        "bare_steps_per_s_median": statistics.median(bare_rates),
-        "ours_steps_per_s_median": statistics.median(ours_rates),
-        "ratio_median": statistics.median(ratios),
-        "ratios": ratios,
-        "cpu_ratio_median": statistics.median(cpu_ratios),
-        "cpu_ratios": cpu_ratios,
-        "goal": 0.97,
-    }
 
 
 def measure_own_loop(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
-    """The same hand-written loop bare and on the public API (watch + log every step), alternating which
-    goes first; medians of the paired ratios by wall clock and by process CPU time."""
+    """The same hand-written loop bare and on the public API (watch + log every step), each pair two
+    separate runs."""
     torch.set_num_threads(1)
     preset = load_preset(preset_name, ["train.eval_every=0", "train.threads=1", f"train.max_steps={steps}",
                                        *overrides])
-    ratios, cpu_ratios, bare_rates, ours_rates = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for pair in range(pairs):
-            results = {}
-            for which in (("bare", "ours") if pair % 2 == 0 else ("ours", "bare")):
-                seconds = own_loop_seconds(preset, steps, Path(tmp) / f"pair{pair}" if which == "ours" else None)
-                results[which] = tuple(steps / max(1e-9, value) for value in seconds)
-            bare_rates.append(results["bare"][0])
-            ours_rates.append(results["ours"][0])
-            ratios.append(results["ours"][0] / results["bare"][0])
-            cpu_ratios.append(results["ours"][1] / results["bare"][1])
-            print(f"  own loop pair {pair + 1}/{pairs}: bare {results['bare'][0]:.0f} steps/s, watched "
-                  f"{results['ours'][0]:.0f} steps/s, ratio {ratios[-1]:.3f}; per CPU second ratio "
-                  f"{cpu_ratios[-1]:.3f}", file=sys.stderr)
-    return {
-        "benchmark": "overhead-own-loop",
-        "preset": preset_name,
-        "pairs": pairs,
-        "steps": steps,
-        "bare_steps_per_s_median": statistics.median(bare_rates),
-        "ours_steps_per_s_median": statistics.median(ours_rates),
-        "ratio_median": statistics.median(ratios),
-        "ratios": ratios,
-        "cpu_ratio_median": statistics.median(cpu_ratios),
-        "cpu_ratios": cpu_ratios,
-        "goal": 0.97,
-    }
+        return _own_loop_pairs(preset_name, pairs, steps, "runs", lambda which, pair: own_loop_seconds(
+            preset, steps, Path(tmp) / f"pair{pair}" if which == "ours" else None))
 
 
 def main(argv: list[str] | None = None) -> int:
