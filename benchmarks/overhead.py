@@ -261,9 +261,13 @@ class OwnLoop:
             self.run.watch(self.model, self.optimizer, self.scheduler)
         self.perm, self.position, self.step = torch.randperm(len(self.xs)), 0, 0
 
-    def train(self, steps: int) -> tuple[float, float]:
-        """Wall and process CPU seconds of `steps` more steps."""
+    def train(self, steps: int, settle: bool = False) -> tuple[float, float]:
+        """Wall and process CPU seconds of `steps` more steps; with `settle`, and the store writer's commit
+        of what they queued (which its own thread would otherwise make after they were timed)."""
         model, optimizer, scheduler, loss_fn, run = self.model, self.optimizer, self.scheduler, self.loss_fn, self.run
+        # What a user writes; the bare copy calls torch's own function, never the wrapper a watched copy
+        # in the same process installs (clip_watch).
+        clip_grad_norm = torch.nn.utils.clip_grad_norm_ if run is not None else torch.nn.utils.clip_grad.clip_grad_norm_
         xs, ys, clip, batch_size, n = self.xs, self.ys, self.clip, self.batch_size, len(self.xs)
         perm, position = self.perm, self.position
         clock = Clock()
@@ -275,12 +279,14 @@ class OwnLoop:
             loss = loss_fn(model(xs[index]), ys[index])
             loss.backward()
             if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                clip_grad_norm(model.parameters(), clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             if run is not None:
                 run.log({"loss": loss}, step=step)
+        if settle and run is not None and run.session.writer is not None:
+            run.session.writer.flush()
         elapsed = clock.elapsed()
         self.perm, self.position, self.step = perm, position, self.step + steps
         return elapsed
@@ -300,14 +306,12 @@ def own_loop_seconds(preset, steps: int, runs_dir: Path | None = None) -> tuple[
         loop.close()
 
 
-def _own_loop_pairs(preset_name: str, pairs: int, steps: int, method: str, timed) -> dict:
-    """`pairs` pairs of `steps` steps bare and watched, alternating which goes first (`timed(which, pair)`
-    gives the wall and process CPU seconds of one); medians of the paired ratios by wall clock and CPU."""
+def _paired_report(preset_name: str, pairs: int, steps: int, method: str, pair_rates) -> dict:
+    """`pairs` pairs, each `pair_rates(pair)` -> {"bare": (steps/s, steps per CPU s), "ours": (...)}; medians
+    of the paired ratios by wall clock and by CPU."""
     ratios, cpu_ratios, bare_rates, ours_rates = [], [], [], []
     for pair in range(pairs):
-        results = {}
-        for which in (("bare", "ours") if pair % 2 == 0 else ("ours", "bare")):
-            results[which] = tuple(steps / max(1e-9, value) for value in timed(which, pair))
+        results = pair_rates(pair)
         bare_rates.append(results["bare"][0])
         ours_rates.append(results["ours"][0])
         ratios.append(results["ours"][0] / results["bare"][0])
@@ -331,24 +335,45 @@ def _own_loop_pairs(preset_name: str, pairs: int, steps: int, method: str, timed
     }
 
 
-def measure_own_loop_blocks(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
-    """Two copies of the same loop in this process, one bare and one watched (watch + log every step),
-    trained in alternating blocks of `steps` (which copy goes first alternates too): neighbouring blocks
-    share whatever else the machine is doing, so the paired ratios swing far less than those of separate
-    runs. The watched run's store writer and heartbeat threads are alive during the bare blocks too (idle
-    there, though a commit of the last flush can spill into one): if anything, that leans towards ours."""
+def _rates(steps: int, seconds: tuple[float, float]) -> tuple[float, float]:
+    return tuple(steps / max(1e-9, value) for value in seconds)
+
+
+BLOCKS_PER_PAIR = 4
+
+
+def measure_own_loop_blocks(preset_name: str, pairs: int, steps: int, overrides: list[str],
+                            null: bool = False) -> dict:
+    """Each pair builds a bare and a watched copy of the loop (watch + log every step) in this process and
+    trains them in alternating blocks of `steps` (BLOCKS_PER_PAIR each; which goes first alternates), so
+    neighbouring blocks share whatever else the machine is doing. Fresh copies each pair: two identical
+    copies kept for a whole run differ by up to 10% (where their tensors landed in memory), which the pairs
+    would all share; rebuilt, that is noise the median of the pairs removes. Each watched block ends with
+    the store writer's commit of what it queued (timed with it, where a user's loop would have it done on
+    the writer's thread). With `null` both copies are bare: what the method reads when nothing differs."""
     torch.set_num_threads(1)
     preset = load_preset(preset_name, ["train.eval_every=0", "train.threads=1",
-                                       f"train.max_steps={steps * (pairs + 2)}", *overrides])
+                                       f"train.max_steps={(steps + 100) * BLOCKS_PER_PAIR}", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
-        bare, ours = OwnLoop(preset), OwnLoop(preset, Path(tmp))
-        try:
-            bare.train(min(steps, 200))  # warm-up: first-call costs out of the timed blocks
-            ours.train(min(steps, 200))
-            return _own_loop_pairs(preset_name, pairs, steps, "blocks",
-                                   lambda which, pair: (bare if which == "bare" else ours).train(steps))
-        finally:
-            ours.close()
+        def pair_rates(pair: int) -> dict:
+            bare = OwnLoop(preset)
+            ours = OwnLoop(preset, None if null else Path(tmp) / f"pair{pair}")
+            try:
+                bare.train(100)  # warm-up: first-call costs out of the timed blocks
+                ours.train(100, settle=True)
+                seconds = {"bare": [0.0, 0.0], "ours": [0.0, 0.0]}
+                for block in range(BLOCKS_PER_PAIR):
+                    for which in (("bare", "ours") if (pair + block) % 2 == 0 else ("ours", "bare")):
+                        wall, cpu = bare.train(steps) if which == "bare" else ours.train(steps, settle=True)
+                        seconds[which][0] += wall
+                        seconds[which][1] += cpu
+                return {which: _rates(steps * BLOCKS_PER_PAIR, tuple(value)) for which, value in seconds.items()}
+            finally:
+                ours.close()
+
+        report = _paired_report(preset_name, pairs, steps, "blocks", pair_rates)
+    report.update(blocks_per_pair=BLOCKS_PER_PAIR, null=null)
+    return report
 
 
 def measure_own_loop(preset_name: str, pairs: int, steps: int, overrides: list[str]) -> dict:
@@ -358,8 +383,12 @@ def measure_own_loop(preset_name: str, pairs: int, steps: int, overrides: list[s
     preset = load_preset(preset_name, ["train.eval_every=0", "train.threads=1", f"train.max_steps={steps}",
                                        *overrides])
     with tempfile.TemporaryDirectory() as tmp:
-        return _own_loop_pairs(preset_name, pairs, steps, "runs", lambda which, pair: own_loop_seconds(
-            preset, steps, Path(tmp) / f"pair{pair}" if which == "ours" else None))
+        def pair_rates(pair: int) -> dict:
+            order = ("bare", "ours") if pair % 2 == 0 else ("ours", "bare")
+            return {which: _rates(steps, own_loop_seconds(preset, steps, Path(tmp) / f"pair{pair}"
+                                                          if which == "ours" else None)) for which in order}
+
+        return _paired_report(preset_name, pairs, steps, "runs", pair_rates)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=("loop", "difference", "blocks"), default="loop",
                         help="blocks (own-loop only): a bare and a watched copy of the loop in one process, "
                              "trained in alternating blocks of --long steps")
+    parser.add_argument("--null", action="store_true",
+                        help="with --method blocks: both copies bare, to read the method's own bias and spread")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--peer", default="auto", choices=("auto", "none", *PEERS),
                         help="the other trainer timed in the same pairs (auto: HF Trainer on HF presets, else Lightning)")
@@ -380,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
                              "with workbench.init + watch + log every step vs the same loop bare")
     args = parser.parse_args(argv)
     if args.case == "own-loop":
-        measure_fn = measure_own_loop_blocks if args.method == "blocks" else measure_own_loop
-        print(json.dumps(measure_fn(args.preset, args.pairs, args.long, args.overrides)))
+        if args.method == "blocks":
+            report = measure_own_loop_blocks(args.preset, args.pairs, args.long, args.overrides, args.null)
+        else:
+            report = measure_own_loop(args.preset, args.pairs, args.long, args.overrides)
+        print(json.dumps(report))
         return 0
     if args.method == "blocks":
         parser.error("--method blocks is for --case own-loop")
