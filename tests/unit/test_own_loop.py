@@ -216,8 +216,18 @@ def test_bad_input_is_one_clear_error(runs_dir):
         run.log({"loss": "low"})
     with pytest.raises(ValueError, match="'loss': a tensor with 3 elements"):
         run.log({"loss": torch.ones(3)})
-    with pytest.raises(ValueError, match="step: must be a non-negative integer"):
-        run.log({"loss": 1.0}, step=-1)
+    with pytest.raises(ValueError, match="'loss': a tensor with 0 elements"):
+        run.log({"loss": torch.ones(0)})
+    with pytest.raises(ValueError, match="'loss': a complex tensor"):
+        run.log({"acc": 0.5, "loss": torch.tensor(1 + 2j)})
+    for step in (-1, True, 2**63, 1.0):
+        with pytest.raises(ValueError, match="step: must be a non-negative integer"):
+            run.log({"loss": 1.0}, step=step)
+    run.log({"loss": torch.ones(1, 1)}, step=3)  # one element in any shape is one number
+    run._flush()
+    run.session.writer.flush()
+    assert [(row[0], row[1]) for row in run.store.metric_series(run.id, "loss")] == [(3, 1.0)]
+    assert run.store.metric_series(run.id, "acc") == []  # a refused call records none of its metrics
     with pytest.raises(TypeError, match="optimizer: must be a torch.optim.Optimizer"):
         run.watch(nn.Linear(2, 2), "sgd")
     with pytest.raises(ValueError, match="status: must be one of"):

@@ -25,15 +25,15 @@ class ClipListener(Protocol):
 
 
 _lock = threading.Lock()
-_listeners: list[ClipListener] = []
+_listeners: tuple[ClipListener, ...] = ()  # replaced, never changed in place: a call iterates it as it is
 _original = None
 
 
 def _clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, *args: Any, **kwargs: Any):
     params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     total = _original(params, max_norm, norm_type, *args, **kwargs)
-    if float(norm_type) == 2.0:
-        for listener in list(_listeners):
+    if norm_type == 2.0 or float(norm_type) == 2.0:
+        for listener in _listeners:
             listener.clipped(params, total)
     return total
 
@@ -50,19 +50,19 @@ class Listening:
 
 def listen(listener: ClipListener) -> Listening:
     """Hand `listener` the result of every `torch.nn.utils.clip_grad_norm_` call until the handle's remove()."""
-    global _original
+    global _original, _listeners
     with _lock:
         if not _listeners and torch.nn.utils.clip_grad_norm_ is not _clip_grad_norm_:
             _original = torch.nn.utils.clip_grad_norm_
             torch.nn.utils.clip_grad_norm_ = _clip_grad_norm_
-        _listeners.append(listener)
+        _listeners = (*_listeners, listener)
     return Listening(listener)
 
 
 def _unlisten(listener: ClipListener) -> None:
     """The last listener gone puts torch's function back (unless something else has replaced it since)."""
+    global _listeners
     with _lock:
-        if listener in _listeners:
-            _listeners.remove(listener)
+        _listeners = tuple(other for other in _listeners if other is not listener)
         if not _listeners and torch.nn.utils.clip_grad_norm_ is _clip_grad_norm_:
             torch.nn.utils.clip_grad_norm_ = _original

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import math
+from math import isfinite
 import signal
 import sys
 import threading
@@ -295,6 +296,9 @@ class Run:
     def _before_step(self, optimizer, args, kwargs):
         if self._commands_pending():
             self.apply_control()
+        if not args and not kwargs:  # optimizer.step(): the gradients are there
+            self._check_gradients(optimizer)
+            return None
         closure = kwargs.get("closure") if kwargs else None
         if closure is None and args and callable(args[0]):
             closure = args[0]
@@ -324,14 +328,14 @@ class Run:
             self._drop_gradients()  # after a divergence the weights stay the last good ones
             return
         clipped, self._clipped = self._clipped, None
-        if clipped is not None and clipped[0] == step:  # the loop clipped these gradients: its norm, pre-clip
-            norm = clipped[1].item() if self._host_sync else clipped[1]
-        elif self._host_sync:
-            norm = host_grad_norm(self.trainable, self._flat_norm)
-        else:  # CUDA: the tensor, read back at the flush (no per-step sync)
-            norm = grad_norm(self.trainable)
-        if self._host_sync:  # CPU: read back now, so a non-finite gradient is caught before the step
-            if not math.isfinite(norm):
+        if not self._host_sync:  # CUDA: the tensor, read back at the flush (no per-step sync)
+            norm = clipped[1] if clipped is not None and clipped[0] == step else grad_norm(self.trainable)
+        else:  # CPU: read back now, so a non-finite gradient is caught before the step
+            if clipped is not None and clipped[0] == step:  # the loop clipped these gradients: its norm, pre-clip
+                norm = clipped[1].item()
+            else:
+                norm = host_grad_norm(self.trainable, self._flat_norm)
+            if not isfinite(norm):
                 self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
                 with torch.enable_grad():
                     self._diverge(step, "grad", math.nan, norm, self._replay_batch())
@@ -363,13 +367,8 @@ class Run:
         session = self.session
         if session.step <= step:
             session.step = step + 1
-        if step >= self._next_probe:  # this was the probe step (or a skipped one): the next at a multiple
-            self._next_probe = (step // PROBE_EVERY + 1) * PROBE_EVERY
-            if self._probe is not None:
-                probe, self._probe = self._probe, None
-                session.publish_probe(step, *probe_after_step(step, probe))
-        if step + 1 == self._next_probe:  # the dead-unit hooks go on for the probe step's forward only
-            session.probe_start(step + 1)
+        if step + 1 >= self._next_probe:
+            self._probe_turn(step)
         if self._log_calls == 0:  # a loop that does not log: publish what the hooks saw on the same cadence
             if self._distributed:
                 if len(self._stepped) >= DISTRIBUTED_LOG_EVERY:
@@ -378,6 +377,18 @@ class Run:
                 self._flush()
         elif len(self._stepped) >= MAX_PENDING:
             self._flush()
+
+    def _probe_turn(self, step: int) -> None:
+        """After the probe step (or a skipped one): its second half, and the next at a multiple of
+        PROBE_EVERY; before it: the dead-unit hooks go on for its forward only."""
+        session = self.session
+        if step >= self._next_probe:
+            self._next_probe = (step // PROBE_EVERY + 1) * PROBE_EVERY
+            if self._probe is not None:
+                probe, self._probe = self._probe, None
+                session.publish_probe(step, *probe_after_step(step, probe))
+        if step + 1 == self._next_probe:
+            session.probe_start(step + 1)
 
     def _drop_gradients(self) -> None:
         for p in self.trainable:
@@ -405,8 +416,9 @@ class Run:
             raise TypeError(f"run.log: metrics: must be a dict, got {type(metrics).__name__}")
         if step is None:
             step = max(0, self._optimizer_steps - 1) if self.model is not None else self._log_calls
-        elif isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
-            raise ValueError(f"run.log: step: must be a non-negative integer below 2**63, got {step!r}")
+        elif type(step) is not int or not 0 <= step < 2**63:
+            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
+                raise ValueError(f"run.log: step: must be a non-negative integer below 2**63, got {step!r}")
         logged: list[tuple[int, str, Any]] = []
         names_ok = self._metric_names
         for name, value in metrics.items():  # all checked before any is kept: a refused call records nothing
@@ -415,13 +427,17 @@ class Run:
                     raise ValueError(f"run.log: metric name {name!r}: must be a non-empty string")
                 names_ok.add(name)
             if isinstance(value, torch.Tensor):
-                if value.numel() != 1:
-                    raise ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
-                if value.is_complex():
-                    raise ValueError(f"run.log: {name!r}: a complex tensor (log a real number)")
                 # On the host a value is read at once (nothing to batch up: the preset trainer reads its loss
                 # the same way); on a GPU it stays there until the flush's one transfer.
-                logged.append((step, name, float(value.item()) if value.is_cpu else value.detach()))
+                if value.is_cpu:
+                    try:  # item() refuses a tensor of more than one element; float() a complex number
+                        logged.append((step, name, float(value.item())))
+                    except (RuntimeError, TypeError, ValueError):
+                        raise _bad_tensor(name, value) from None
+                elif value.numel() != 1 or value.is_complex():
+                    raise _bad_tensor(name, value)
+                else:
+                    logged.append((step, name, value.detach()))
                 continue
             number = value.item() if hasattr(value, "item") and getattr(value, "size", 1) == 1 else value  # numpy
             if isinstance(number, bool) or not isinstance(number, (int, float)):
@@ -432,11 +448,12 @@ class Run:
         if step > self._newest_logged:
             self._newest_logged = step
         self._log_calls += 1
-        if step + 1 > self.session.step:
-            self.session.step = step + 1
-        if not self._begun:
-            self._begin()
-        if self._loop_started is None:
+        session = self.session
+        if step + 1 > session.step:
+            session.step = step + 1
+        if self._loop_started is None:  # (set only once the run has begun)
+            if not self._begun:
+                self._begin()
             self._loop_started = time.perf_counter()
         if self.model is None:
             if step > self._last_logged_step:
@@ -786,6 +803,13 @@ class Run:
     def _at_exit(self) -> None:
         status, reason = self.unfinished_ending if self.unfinished_ending and self._stop is None else (None, None)
         self._end(status, reason, None)
+
+
+def _bad_tensor(name: str, value: torch.Tensor) -> ValueError:
+    """Why `run.log` refuses a tensor."""
+    if value.numel() != 1:
+        return ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
+    return ValueError(f"run.log: {name!r}: a complex tensor (log a real number)")
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
