@@ -63,6 +63,8 @@ def validate_lr(text: str) -> tuple[float | None, str | None]:
 
 COMPACT_CHART_INTERVAL = 4.0  # seconds between redraws of one chart in low-bandwidth mode
 PROGRESS_INTERVAL = 1.0  # seconds between progress-line (and paced chart) refreshes while training
+# The other charts redraw on every other progress beat while training (beats come 1-1.25 s apart).
+TRAINING_CHART_INTERVAL = 1.75
 
 
 class DashboardScreen(Screen):
@@ -143,7 +145,7 @@ class DashboardScreen(Screen):
         # Low-bandwidth mode: its two charts are each redrawn at most every COMPACT_CHART_INTERVAL s: they
         # fill the screen, so one redraw of each writes more than the default layout's budgeted redraws.
         self.scheduler = RedrawScheduler(self.charts, min_interval=COMPACT_CHART_INTERVAL if compact
-                                         else min(1.0, 1.0 / fps))
+                                         else min(1.0, 1.0 / fps), training_interval=TRAINING_CHART_INTERVAL)
         self.compact = compact
         # The progress line and the paced chart refresh together once a second while training (one loss
         # chart build a second, ~1% of a core; it is charged to the redraw budget like any other).

@@ -419,10 +419,13 @@ class RedrawScheduler:
     COMPOSITE_FACTOR = 2.0
 
     def __init__(self, charts: list[MetricChart], budget: RedrawBudget | None = None,
-                 min_interval: float = 0.25, max_stale: float = 5.0):
+                 min_interval: float = 0.25, max_stale: float = 5.0, training_interval: float = 0.0):
         self.charts = charts
         self.budget = budget or RedrawBudget()
         self.min_interval = min_interval
+        # While training, the charts the scheduler draws wait at least this long between redraws: their
+        # builds and repaints are most of what the UI thread takes from the trainer.
+        self.training_interval = training_interval
         self.max_stale = max_stale  # a visible chart with new data waits at most this long, budget or not
         self.redraws = 0
 
@@ -434,8 +437,9 @@ class RedrawScheduler:
         now = time.monotonic() if now is None else now
         budget = self.budget
         budget.update(now, time.thread_time() if cpu is None else cpu, limited and not force)
+        interval = max(self.min_interval, self.training_interval) if limited else self.min_interval
         due = [c for c in self.charts
-               if c.dirty and c.is_on_screen and (force or now - c.last_redraw >= self.min_interval)
+               if c.dirty and c.is_on_screen and (force or now - c.last_redraw >= interval)
                and not (c.paced and limited and not force)]
         due.sort(key=lambda c: (c.last_redraw + 0.5 * c.priority, c.priority))
         drawn = []
