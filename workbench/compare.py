@@ -8,6 +8,10 @@ from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.presets import diff_dicts
+
+# Config keys a comparison leaves out: the preset's name (the runs' preset column shows it) and the text
+# saying what it is for, which say nothing about how the runs trained.
+UNCOMPARED_KEYS = frozenset({"name", "description", "watch"})
 from workbench.store import RunStore
 
 # Metrics compared, and whether lower is better.
@@ -71,7 +75,8 @@ def compare_runs(store: RunStore, run_ids: list[str], target: float | None = Non
     differing: dict[str, dict[str, Any]] = {}
     for row in rows:
         for key in diff_dicts(base["config"], row["config"]):
-            differing.setdefault(key, {})
+            if key not in UNCOMPARED_KEYS:
+                differing.setdefault(key, {})
     for key in differing:
         for row in rows:
             differing[key][row["run_id"]] = _dotted(row["config"], key)

@@ -49,6 +49,30 @@ def test_compare_cli_table_json_target_and_errors(capsys, runs_dir):
     assert main(["compare", first, "nope"]) == 2
 
 
+def test_runs_of_two_presets_differ_in_their_settings_not_in_their_names(capsys, runs_dir, tmp_path):
+    """A preset file's copy with one setting changed: compare lists that setting, not the preset's name or
+    description (the table's preset column shows the name), in the JSON, the text and the TUI's summary."""
+    from workbench.tui.compare_data import summarize
+
+    from workbench.presets import packaged_presets_dir
+
+    text = (packaged_presets_dir() / "mlp-quadrants.toml").read_text()
+    mine = tmp_path / "mine.toml"
+    mine.write_text(text.replace('name = "mlp-quadrants"', 'name = "mine"').replace("lr = 3e-3", "lr = 0.01")
+                    .replace("description = ", 'description = "my copy" #').replace("watch = ", 'watch = "" #'))
+    assert main(["train", "mlp-quadrants", *SMALL, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["train", str(mine), *SMALL, "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["compare", first, second, "--json"]) == 0
+    differing = json.loads(capsys.readouterr().out)["differing_config"]
+    assert "optim.lr" in differing and not {"name", "description", "watch"} & set(differing)
+    assert main(["compare", first, second]) == 0
+    text = capsys.readouterr().out
+    assert "optim.lr:" in text and "  name:" not in text and "  description:" not in text
+    assert summarize(RunStore(runs_dir), [first, second])["differing_config"].keys() == differing.keys()
+
+
 def test_export_csv_jsonl_and_tensorboard(capsys, runs_dir, tmp_path):
     assert main(["train", "mlp-quadrants", *SMALL, "--json"]) == 0
     run_id = json.loads(capsys.readouterr().out)["run_id"]

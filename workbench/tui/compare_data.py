@@ -12,7 +12,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.compare import COMPARED, _dotted
+from workbench.compare import COMPARED, UNCOMPARED_KEYS, _dotted
 from workbench.presets import diff_dicts
 from workbench.store import RunStore
 
@@ -182,7 +182,8 @@ def summarize(store: RunStore, run_ids: list[str], baseline: str | None = None,
     base_config = runs[ids.index(baseline)]["config"]
     keys: list[str] = []
     for run in runs:
-        keys += [key for key in diff_dicts(base_config, run["config"]) if key not in keys]
+        keys += [key for key in diff_dicts(base_config, run["config"])
+                 if key not in keys and key not in UNCOMPARED_KEYS]
     differing = {key: {run["run_id"]: _dotted(run["config"], key) for run in runs} for key in sorted(keys)}
     for row in rows:
         row["delta_vs_baseline"] = {

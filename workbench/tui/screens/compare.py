@@ -57,8 +57,6 @@ METRIC_LABELS = {"val_loss": "val loss", "val_accuracy": "val acc", "val_perplex
 COLUMN_RANK = ["run", "best val loss", "status", "target", "steps", "last val loss", "Δ best val loss",
                "best val acc", "best val ppl", "best val mae", "steps/s", "last train loss", "preset",
                "last val acc", "last val ppl", "last val mae", "peak MiB", "samples/s", "best train loss"]
-# Config keys the table already shows (preset) or that say nothing about training.
-UNCOMPARED_KEYS = {"name", "description", "watch"}
 
 
 def fit_columns(columns: list[tuple[str, list[str]]], width: int) -> list[str]:
@@ -278,8 +276,7 @@ class CompareScreen(Screen):
         note.display = bool(self.hidden_columns)
 
     def _show_diff(self) -> None:
-        differing = {key: values for key, values in self.summary["differing_config"].items()
-                     if key not in UNCOMPARED_KEYS}
+        differing = self.summary["differing_config"]
         text = Text()
         if not differing:
             text.append("The compared runs have the same config.", style="dim")
