@@ -432,8 +432,8 @@ class Run:
                 if value.is_cpu:
                     try:  # item() refuses a tensor of more than one element; float() a complex number
                         logged.append((step, name, float(value.item())))
-                    except (RuntimeError, TypeError, ValueError):
-                        raise _bad_tensor(name, value) from None
+                    except (RuntimeError, TypeError, ValueError) as error:
+                        raise _bad_tensor(name, value, error) from None
                 elif value.numel() != 1 or value.is_complex():
                     raise _bad_tensor(name, value)
                 else:
@@ -805,11 +805,13 @@ class Run:
         self._end(status, reason, None)
 
 
-def _bad_tensor(name: str, value: torch.Tensor) -> ValueError:
+def _bad_tensor(name: str, value: torch.Tensor, error: BaseException | None = None) -> ValueError:
     """Why `run.log` refuses a tensor."""
     if value.numel() != 1:
         return ValueError(f"run.log: {name!r}: a tensor with {value.numel()} elements (log one number)")
-    return ValueError(f"run.log: {name!r}: a complex tensor (log a real number)")
+    if value.is_complex():
+        return ValueError(f"run.log: {name!r}: a complex tensor (log a real number)")
+    return ValueError(f"run.log: {name!r}: cannot be read as a number ({error})")
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
