@@ -8,11 +8,11 @@ from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.presets import diff_dicts
+from workbench.store import RunStore
 
 # Config keys a comparison leaves out: the preset's name (the runs' preset column shows it) and the text
 # saying what it is for, which say nothing about how the runs trained.
 UNCOMPARED_KEYS = frozenset({"name", "description", "watch"})
-from workbench.store import RunStore
 
 # Metrics compared, and whether lower is better.
 COMPARED = {"val_loss": True, "val_accuracy": False, "val_perplexity": True, "val_mae": True, "val_r2": False,
@@ -60,6 +60,13 @@ def run_row(store: RunStore, run_id: str, target: float | None = None) -> dict[s
     return row
 
 
+def differing_config(baseline: dict[str, Any], configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The dotted config keys on which any run differs from the baseline's config (UNCOMPARED_KEYS left
+    out), sorted, each with every run's value: {key: {run_id: value}}."""
+    keys = {key for config in configs.values() for key in diff_dicts(baseline, config)} - UNCOMPARED_KEYS
+    return {key: {run_id: _dotted(config, key) for run_id, config in configs.items()} for key in sorted(keys)}
+
+
 def compare_runs(store: RunStore, run_ids: list[str], target: float | None = None,
                  baseline: str | None = None) -> dict[str, Any]:
     """The comparison object printed by `workbench compare --json`."""
@@ -72,14 +79,7 @@ def compare_runs(store: RunStore, run_ids: list[str], target: float | None = Non
         raise ConfigError(f"compare: baseline {baseline!r} is not one of the compared runs")
     rows = [run_row(store, run_id, target) for run_id in run_ids]
     base = next(row for row in rows if row["run_id"] == baseline)
-    differing: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        for key in diff_dicts(base["config"], row["config"]):
-            if key not in UNCOMPARED_KEYS:
-                differing.setdefault(key, {})
-    for key in differing:
-        for row in rows:
-            differing[key][row["run_id"]] = _dotted(row["config"], key)
+    differing = differing_config(base["config"], {row["run_id"]: row["config"] for row in rows})
     for row in rows:
         row["delta_vs_baseline"] = {
             name: (values["best"] - base["metrics"][name]["best"])

@@ -12,8 +12,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.compare import COMPARED, UNCOMPARED_KEYS, _dotted
-from workbench.presets import diff_dicts
+from workbench.compare import COMPARED, differing_config
 from workbench.store import RunStore
 
 # (chart title, metric names tried in order: the first one the run logged is drawn)
@@ -180,11 +179,7 @@ def summarize(store: RunStore, run_ids: list[str], baseline: str | None = None,
     rows = [summary_row(store, run, target, counts.get(run["run_id"])) for run in runs]
     base = rows[ids.index(baseline)]
     base_config = runs[ids.index(baseline)]["config"]
-    keys: list[str] = []
-    for run in runs:
-        keys += [key for key in diff_dicts(base_config, run["config"])
-                 if key not in keys and key not in UNCOMPARED_KEYS]
-    differing = {key: {run["run_id"]: _dotted(run["config"], key) for run in runs} for key in sorted(keys)}
+    differing = differing_config(base_config, {run["run_id"]: run["config"] for run in runs})
     for row in rows:
         row["delta_vs_baseline"] = {
             name: values["best"] - base["metrics"][name]["best"] for name, values in row["metrics"].items()
