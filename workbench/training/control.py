@@ -41,6 +41,7 @@ class ControlChannel:
         self.distributed = distributed
         self.is_main = is_main
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.idle = self._queue.empty  # True while no command waits (the queue's own C call: a per-step check)
         self._replicated: list[tuple[str, Any]] = []
         self._last_poll = time.monotonic()
 

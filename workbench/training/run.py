@@ -15,7 +15,7 @@ the same store record and writer, diagnostics engine, control channel, heartbeat
 
 - `log` never blocks and never syncs: tensors are kept as they are and read back together at a flush,
   every FLUSH_INTERVAL_S seconds (a flush costs about a millisecond: its cost per step stays small at any
-  step rate) or MAX_PENDING logged steps; under torchrun every DISTRIBUTED_LOG_EVERY logged steps, so
+  step rate) or MAX_PENDING logged values; under torchrun every DISTRIBUTED_LOG_EVERY log calls, so
   every rank flushes at the same step.
 - `watch` hooks the optimizer's step: before it, pending commands are applied (pause blocks here,
   set-lr changes the groups), the global gradient norm is taken (one fused call; on a small float32
@@ -23,7 +23,12 @@ the same store record and writer, diagnostics engine, control channel, heartbeat
   while the weights are still good: the step is skipped (its
   gradients dropped), the diagnostics replay the last forward to name the layer, `should_stop`
   becomes true and the run ends `diverged`. Probe steps (every PROBE_EVERY) measure per-layer gradient
-  norms and update ratios and carry the dead-unit hooks, as in the preset trainer.
+  norms and update ratios and carry the dead-unit hooks, as in the preset trainer; their second half
+  needs the updated weights, so a post-hook is on for them alone (and the step before, which puts the
+  dead-unit hooks on for the probe's forward). The rest of a step's work is in the one pre-hook: a
+  post-hook on every step was about 60 more Python bytecodes a step (a small MLP's step is ~7,000).
+- The last training forward's inputs (the replay's batch) are kept by `forward_inputs`, not a forward
+  hook (see there why).
 - Under torchrun every rank calls `init` and gets the same run; rank 0 alone writes. stop and set-lr
   are broadcast at a flush and take effect on every rank at the same step.
 """
@@ -39,7 +44,8 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from operator import is_
+from itertools import repeat
+from operator import is_, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +56,7 @@ from workbench.status import RECORDED_ENDINGS
 from workbench.store import RunStore, default_runs_dir
 from workbench.training import clip_watch, distributed
 from workbench.training.checkpoints import CheckpointKeeper
+from workbench.training.forward_inputs import KeptInputs, keep_training_inputs, keep_with_hook
 from workbench.training.session import RunSession
 from workbench.training.step import (FLAT_NORM_MAX, count_parameters, grad_norm, host_grad_norm,
                                      probe_after_step, probe_before_step)
@@ -132,7 +139,7 @@ class Run:
         self.diagnostics = DiagnosticsEngine()
         self.session = RunSession(self.store, [self.diagnostics], self.topology)
         self.session.attach(self)
-        self._commands_pending = self.session.control.pending
+        self._no_commands = self.session.control.idle
         if self.topology.is_main:
             self.session.run_id = self.store.create_run(self.name, self.config, world_size=self.topology.world_size)
         self._id_shared = not self.topology.distributed
@@ -153,7 +160,8 @@ class Run:
         # caught does not read as completed.
         self.unfinished_ending: tuple[str, str] | None = None
         self._hooks: list[Any] = []
-        self._last_input: Any = None  # the last training forward's inputs, for the NaN replay
+        self._inputs: KeptInputs | None = None  # the last training forward's inputs, for the NaN replay
+        self._after_probe: Any = None  # the post-hook's handle while it is on
         self._host_sync = True
         self._flat_norm = False  # the global norm by one flat dot product (small float32 CPU models)
         self._probe: dict[str, Any] | None = None
@@ -164,18 +172,21 @@ class Run:
         # Telemetry since the last flush: logged (step, name, value) and the hooks' (step, norm, lr).
         self._logged: list[tuple[int, str, Any]] = []
         self._stepped: list[tuple[int, Any, float]] = []
+        self._device_values = False  # a GPU tensor was logged since the last flush
         self._logs_since_flush = 0
-        self._newest_logged = -1
         self._log_calls = 0
         self._last_logged_step = -1
         self._optimizer_steps = 0
         self._checked = False  # this optimizer step's gradients were checked
-        self._clipped: tuple[int, torch.Tensor] | None = None  # (step, norm) from the loop's own clipping
+        # The norm the loop's own clip_grad_norm_ returned, and the step it clipped before.
+        self._clipped_step = -1
+        self._clipped_norm: torch.Tensor | None = None
         self._trainable_ids: set[int] = set()
         self._metric_names: set[str] = set()  # names `log` has accepted (checked once each)
-        self._last_flush = time.monotonic()
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S
         self._window_started = time.perf_counter()
-        self._window_steps = 0
+        self._window_first = 0  # the step count where the throughput window began
+        self._steps_logged = 0  # distinct steps logged (a run that is not watched counts its steps so)
         self._loop_started: float | None = None
         self._paused_seconds = 0.0
         self._samples_per_step = 0
@@ -265,11 +276,13 @@ class Run:
         group = optimizer.param_groups[0]
         self.preset = loop_preset(self.name, self.config, group.get("lr"), group.get("weight_decay"))
         self.loss_fn = _outputs_sum
+        # One pre-hook does the step's work; a post-hook goes on only around probe steps (_check_gradients).
         self._hooks.append(optimizer.register_step_pre_hook(self._before_step))
-        self._hooks.append(optimizer.register_step_post_hook(self._after_step))
-        self._hooks.append(model.register_forward_pre_hook(self._remember_input, with_kwargs=True))
+        self._inputs = keep_training_inputs(model)
+        self._hooks.append(self._inputs)
         self._trainable_ids = {id(p) for p in self.trainable}
         self._hooks.append(clip_watch.listen(self))  # the loop's own clip_grad_norm_ gives the step's norm
+        self._window_first = self._optimizer_steps  # the throughput counts optimizer steps from here
         if self._begun:  # watched after the first log: the diagnostics that need watch join now
             self._watched_late()
         else:
@@ -289,50 +302,64 @@ class Run:
             self.store.update_run(self.session.run_id, params=self.params_total, device=str(self.device))
         self._share_id()
 
-    def _remember_input(self, module, args, kwargs) -> None:
-        if torch.is_grad_enabled():  # training forwards only, not evaluation under no_grad
-            self._last_input = (args, kwargs)
-
     def _before_step(self, optimizer, args, kwargs):
-        if self._commands_pending():
+        """torch's step hook: `args` is (the optimizer, *what step() was given)."""
+        if not self._no_commands():
             self.apply_control()
-        if not args and not kwargs:  # optimizer.step(): the gradients are there
+        if len(self._stepped) >= MAX_PENDING or (self._log_calls == 0 and self._flush_due()):
+            self._flush()  # a loop that does not log: what the hooks saw, on log's cadence
+        if len(args) == 1 and not kwargs:  # optimizer.step(): the gradients are there
             self._check_gradients(optimizer)
             return None
         closure = kwargs.get("closure") if kwargs else None
-        if closure is None and args and callable(args[0]):
-            closure = args[0]
+        if closure is None and len(args) > 1 and callable(args[1]):
+            closure = args[1]
         if closure is None:
             self._check_gradients(optimizer)
             return None
 
         # The backward runs inside step() (Lightning's automatic optimization, LBFGS): the gradients exist
         # only once the closure has run, so the check wraps it (a pre-hook may return new args/kwargs).
+        # Once per step: LBFGS calls its closure many times.
+        self._checked = False
+
         def closure_then_check():
             loss = closure()
-            self._check_gradients(optimizer)
+            if not self._checked:
+                self._checked = True
+                self._check_gradients(optimizer)
             return loss
 
         if kwargs and "closure" in kwargs:
             return args, {**kwargs, "closure": closure_then_check}
-        return (closure_then_check, *args[1:]), kwargs
+        return (args[0], closure_then_check, *args[2:]), kwargs
 
     def _check_gradients(self, optimizer) -> None:
-        """The global norm (checked on CPU: a non-finite one diverges the run and drops the step's
-        gradients), the step's LR, and a probe's first half. Once per step (LBFGS calls its closure often)."""
-        if self._checked:
-            return
-        self._checked = True
+        """The step counted, its global norm (checked on CPU: a non-finite one diverges the run and drops
+        the step's gradients), its LR, and a probe's first half."""
         step = self._optimizer_steps
+        self._optimizer_steps = step + 1  # (what a log after the step defaults to, less one)
+        session = self.session
+        if session.step <= step:
+            session.step = step + 1
+        if self._loop_started is None:
+            self._loop_started = time.perf_counter()
+        probing = False
+        if step + 1 >= self._next_probe:  # a probe step, or the one before it: their ends need a post-hook
+            probing = step == self._next_probe
+            if self._after_probe is None:
+                self._after_probe = optimizer.register_step_post_hook(self._after_step)
+        elif self._after_probe is not None:
+            self._after_probe.remove()  # (not from inside the post-hook: torch is iterating over them there)
+            self._after_probe = None
         if self._stop is not None and self._stop[0] == "diverged":
             self._drop_gradients()  # after a divergence the weights stay the last good ones
             return
-        clipped, self._clipped = self._clipped, None
         if not self._host_sync:  # CUDA: the tensor, read back at the flush (no per-step sync)
-            norm = clipped[1] if clipped is not None and clipped[0] == step else grad_norm(self.trainable)
+            norm = self._clipped_norm if self._clipped_step == step else grad_norm(self.trainable)
         else:  # CPU: read back now, so a non-finite gradient is caught before the step
-            if clipped is not None and clipped[0] == step:  # the loop clipped these gradients: its norm, pre-clip
-                norm = clipped[1].item()
+            if self._clipped_step == step:  # the loop clipped these gradients: its norm, pre-clip
+                norm = self._clipped_norm.item()
             else:
                 norm = host_grad_norm(self.trainable, self._flat_norm)
             if not isfinite(norm):
@@ -342,7 +369,7 @@ class Run:
                 self._drop_gradients()
                 return
         self._stepped.append((step, norm, optimizer.param_groups[0]["lr"]))
-        if step == self._next_probe:
+        if probing:
             self._probe = probe_before_step(self.named_trainable)
 
     def clipped(self, parameters: list[torch.Tensor], total_norm: torch.Tensor) -> None:
@@ -351,32 +378,22 @@ class Run:
         # Usually model.parameters() with every one trainable, in the watched order: compared by identity,
         # with no list or set built per step.
         if len(parameters) == len(trainable) and all(map(is_, parameters, trainable)):
-            self._clipped = (self._optimizer_steps, total_norm)
+            self._clipped_step, self._clipped_norm = self._optimizer_steps, total_norm
             return
         given = [p for p in parameters if p.requires_grad]
         if len(given) == len(trainable) and {id(p) for p in given} == self._trainable_ids:
-            self._clipped = (self._optimizer_steps, total_norm)
+            self._clipped_step, self._clipped_norm = self._optimizer_steps, total_norm
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        self._checked = False
-        step = self._optimizer_steps
-        self._optimizer_steps = step + 1
-        if self._loop_started is None:
-            self._loop_started = time.perf_counter()
-        self._window_steps += 1
-        session = self.session
-        if session.step <= step:
-            session.step = step + 1
+        """The post-hook of a probe step and of the one before it (after the update, before the next forward)."""
+        step = self._optimizer_steps - 1
         if step + 1 >= self._next_probe:
             self._probe_turn(step)
-        if self._log_calls == 0:  # a loop that does not log: publish what the hooks saw on the same cadence
-            if self._distributed:
-                if len(self._stepped) >= DISTRIBUTED_LOG_EVERY:
-                    self._flush()
-            elif len(self._stepped) >= MAX_PENDING or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
-                self._flush()
-        elif len(self._stepped) >= MAX_PENDING:
-            self._flush()
+
+    def _flush_due(self) -> bool:
+        if self._distributed:  # every rank at the same step
+            return len(self._stepped) >= DISTRIBUTED_LOG_EVERY
+        return time.monotonic() >= self._next_flush
 
     def _probe_turn(self, step: int) -> None:
         """After the probe step (or a skipped one): its second half, and the next at a multiple of
@@ -396,9 +413,9 @@ class Run:
 
     def _replay_batch(self) -> Any:
         """The last forward's inputs as the (x, y) batch the NaN replay takes, where it can replay them."""
-        if self._last_input is None:
+        if self._inputs is None or self._inputs.last is None:
             return None
-        args, kwargs = self._last_input
+        args, kwargs = self._inputs.last
         if kwargs and not args:
             return (dict(kwargs), None)
         if len(args) == 1 and not kwargs:
@@ -419,53 +436,63 @@ class Run:
         elif type(step) is not int or not 0 <= step < 2**63:
             if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
                 raise ValueError(f"run.log: step: must be a non-negative integer below 2**63, got {step!r}")
-        logged: list[tuple[int, str, Any]] = []
+        kept = self._logged
+        mark = len(kept)
         names_ok = self._metric_names
-        for name, value in metrics.items():  # all checked before any is kept: a refused call records nothing
-            if name not in names_ok:
-                if not isinstance(name, str) or not name.strip():
-                    raise ValueError(f"run.log: metric name {name!r}: must be a non-empty string")
-                names_ok.add(name)
-            if isinstance(value, torch.Tensor):
-                # On the host a value is read at once (nothing to batch up: the preset trainer reads its loss
-                # the same way); on a GPU it stays there until the flush's one transfer.
-                if value.is_cpu:
-                    try:  # item() refuses a tensor of more than one element; float() a complex number
-                        logged.append((step, name, float(value.item())))
-                    except (RuntimeError, TypeError, ValueError) as error:
-                        raise _bad_tensor(name, value, error) from None
-                elif value.numel() != 1 or value.is_complex():
-                    raise _bad_tensor(name, value)
-                else:
-                    logged.append((step, name, value.detach()))
-                continue
-            number = value.item() if hasattr(value, "item") and getattr(value, "size", 1) == 1 else value  # numpy
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise ValueError(f"run.log: {name!r}: expected a number or a one-element tensor, "
-                                 f"got {type(value).__name__}")
-            logged.append((step, name, _as_float(number)))
-        self._logged += logged
-        if step > self._newest_logged:
-            self._newest_logged = step
+        try:
+            for name, value in metrics.items():
+                if name not in names_ok:
+                    if not isinstance(name, str) or not name.strip():
+                        raise ValueError(f"run.log: metric name {name!r}: must be a non-empty string")
+                    names_ok.add(name)
+                if isinstance(value, torch.Tensor):
+                    # On the host a value is read at once (nothing to batch up: the preset trainer reads its
+                    # loss the same way); on a GPU it stays there until the flush's one transfer.
+                    if value.is_cpu:
+                        try:  # item() refuses a tensor of more than one element; float() a complex number
+                            kept.append((step, name, float(value.item())))
+                        except (RuntimeError, TypeError, ValueError) as error:
+                            raise _bad_tensor(name, value, error) from None
+                    elif value.numel() != 1 or value.is_complex():
+                        raise _bad_tensor(name, value)
+                    else:
+                        kept.append((step, name, value.detach()))
+                        self._device_values = True
+                    continue
+                number = value.item() if hasattr(value, "item") and getattr(value, "size", 1) == 1 else value  # numpy
+                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                    raise ValueError(f"run.log: {name!r}: expected a number or a one-element tensor, "
+                                     f"got {type(value).__name__}")
+                kept.append((step, name, _as_float(number)))
+        except BaseException:
+            del kept[mark:]  # a refused call records none of its metrics
+            raise
         self._log_calls += 1
         session = self.session
-        if step + 1 > session.step:
+        if step >= session.step:
             session.step = step + 1
+        if self._loop_started is None or self.model is None or self._distributed:
+            self._log_bookkeeping(step)
+        elif len(kept) >= MAX_PENDING or time.monotonic() >= self._next_flush:
+            self._flush()
+
+    def _log_bookkeeping(self, step: int) -> None:
+        """log's rarer half: the first call, a run that is not watched, torchrun's flush cadence."""
         if self._loop_started is None:  # (set only once the run has begun)
             if not self._begun:
                 self._begin()
             self._loop_started = time.perf_counter()
         if self.model is None:
             if step > self._last_logged_step:
-                self._window_steps += 1
+                self._steps_logged += 1
                 self._last_logged_step = step
-            if self._commands_pending():
+            if not self._no_commands():
                 self.apply_control()
-        self._logs_since_flush += 1
         if self._distributed:
-            if self._logs_since_flush >= DISTRIBUTED_LOG_EVERY:
+            self._logs_since_flush += 1
+            if self._logs_since_flush >= DISTRIBUTED_LOG_EVERY:  # every rank at the same step
                 self._flush()
-        elif self._logs_since_flush >= MAX_PENDING or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+        elif len(self._logged) >= MAX_PENDING or time.monotonic() >= self._next_flush:
             self._flush()
 
     # -- control ---------------------------------------------------------------------------------------------
@@ -555,48 +582,59 @@ class Run:
         Under torchrun every rank flushes at the same step, where the collectives happen (not at the
         final flush, which one rank may reach alone: a signal, an exception)."""
         logged, self._logged = self._logged, []
-        self._newest_logged, newest_logged = -1, self._newest_logged
+        newest_logged = max(map(itemgetter(0), logged), default=-1)
         stepped, self._stepped = self._stepped, []
         self._logs_since_flush = 0
-        self._last_flush = time.monotonic()
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S
         if not self._begun:
             self._begin(collective)
         session = self.session
         if collective and self.topology.distributed and torch.distributed.is_initialized():
             self._share_id()
             session.control.exchange(self.topology)
+        if self._inputs is not None and not self._inputs.in_place():
+            keep_with_hook(self._inputs)  # module.compile() took the slot since watch
         if not logged and not stepped:
             return
         session.flush_start()
-        logged = self._read_back(logged)
-        stepped = self._read_back_norms(stepped)
+        if self._device_values:  # only GPU tensors wait for the read-back (CPU ones were read at log)
+            logged = self._read_back(logged)
+            self._device_values = False
+        if not self._host_sync:
+            stepped = self._read_back_norms(stepped)
         # The hooks' readings first: a value the loop logs under the same name and step replaces them
         # (log the pre-clip norm as grad_norm when you clip before optimizer.step()).
-        values: dict[tuple[int, str], float] = {}
-        for step, norm, lr in stepped:
-            values[(step, "grad_norm")] = norm
-            values[(step, "lr")] = float(lr)
+        stepped_steps = [step for step, _, _ in stepped]
+        norm_at = dict(zip(stepped_steps, map(itemgetter(1), stepped)))
+        lr_at = dict(zip(stepped_steps, map(float, map(itemgetter(2), stepped))))
         evals: dict[int, dict[str, float]] = {}
         losses: list[tuple[int, float]] = []
+        other: dict[tuple[int, str], float] = {}
         for step, name, value in logged:
-            if name.startswith("val_"):
+            if name == "loss":
+                losses.append((step, value))
+            elif name.startswith("val_"):
                 evals.setdefault(step, {})[name] = value
+            elif name == "grad_norm":
+                norm_at[step] = value
+            elif name == "lr":
+                lr_at[step] = value
             else:
-                values[(step, name)] = value
-                if name == "loss":
-                    losses.append((step, value))
-        rows = [(step, name, value) for (step, name), value in values.items()]
-        newest = max(newest_logged, stepped[-1][0] if stepped else -1)
+                other[(step, name)] = value
+        loss_at = dict(losses)  # (a step logged twice keeps its last value, here and in the rows)
+        rows = [*zip(loss_at, repeat("loss"), loss_at.values()), *zip(norm_at, repeat("grad_norm"), norm_at.values()),
+                *zip(lr_at, repeat("lr"), lr_at.values())]
+        rows += [(step, name, value) for (step, name), value in other.items()]
+        newest = max(newest_logged, stepped_steps[-1] if stepped else -1)
         if newest < 0:
             newest = max(session.step - 1, 0)
         rows += [(newest, name, value) for name, value in self._extras().items()]
         recent = [value for _, value in losses[-TRAIN_LOSS_STEPS:] if math.isfinite(value)]
         if recent:
             self._last_train_loss = sum(recent) / len(recent)
-        loss_at = dict(losses)  # (a step logged twice keeps its last loss, as in the rows)
         steps = sorted(loss_at)
-        series = (steps, [loss_at[s] for s in steps], [values.get((s, "grad_norm"), math.nan) for s in steps],
-                  [values.get((s, "lr"), math.nan) for s in steps])
+        series = (steps, list(map(loss_at.__getitem__, steps)), list(map(norm_at.get, steps, repeat(math.nan))),
+                  list(map(lr_at.get, steps, repeat(math.nan))))
         session.publish(TelemetryBatch(step=newest, elapsed=time.time(), rows=rows, series=series))
         for step in sorted(evals):
             metrics = evals[step]
@@ -608,13 +646,16 @@ class Run:
             self._last_eval.update(metrics)
             session.publish_eval(step, metrics)
         if self._stop is None:
-            bad_loss = min((step for step, value in losses if not math.isfinite(value)), default=None)
-            bad_norm = next((step for step, norm, _ in stepped if not math.isfinite(norm)), None)
+            # (all(map(isfinite, ...)) first: the usual window has nothing to find, checked at C speed)
+            bad_loss = (None if all(map(isfinite, map(itemgetter(1), losses)))
+                        else min(step for step, value in losses if not isfinite(value)))
+            # The hooks' norms only: a non-finite norm the loop logs itself (a GradScaler's skipped step) is not one.
+            bad_norm = (None if all(map(isfinite, map(itemgetter(1), stepped)))
+                        else min(step for step, norm, _ in stepped if not isfinite(norm)))
             if bad_loss is not None or bad_norm is not None:  # on CUDA, or a loss that broke without the grads
                 what, step = (("loss", bad_loss) if bad_norm is None or (bad_loss is not None and bad_loss <= bad_norm)
                               else ("grad", bad_norm))
-                self._diverge(step, what, values.get((step, "loss"), math.nan),
-                              values.get((step, "grad_norm"), math.nan), None)
+                self._diverge(step, what, loss_at.get(step, math.nan), norm_at.get(step, math.nan), None)
 
     @staticmethod
     def _read_back(logged: list[tuple[int, str, Any]]) -> list[tuple[int, str, float]]:
@@ -636,7 +677,8 @@ class Run:
         """Throughput, memory, the other groups' LRs and wall time, at the newest step of a flush."""
         now = time.perf_counter()
         elapsed = now - self._window_started
-        steps, self._window_steps, self._window_started = self._window_steps, 0, now
+        counted = self._optimizer_steps if self.model is not None else self._steps_logged
+        steps, self._window_first, self._window_started = counted - self._window_first, counted, now
         extra: dict[str, float] = {"steps_per_s": steps / elapsed if elapsed > 0 else 0.0}
         batch = self._batch_size()
         if batch:
@@ -659,11 +701,11 @@ class Run:
         return extra
 
     def _batch_size(self) -> int:
-        if self._last_input is None:
+        if self._inputs is None or self._inputs.last is None:
             return 0
         from workbench.training.batches import batch_size_of
 
-        args, kwargs = self._last_input
+        args, kwargs = self._inputs.last
         try:
             return int(batch_size_of(args[0] if args else next(iter(kwargs.values()))))
         except Exception:
@@ -746,6 +788,9 @@ class Run:
             for hook in self._hooks:
                 hook.remove()
             self._hooks = []
+            if self._after_probe is not None:
+                self._after_probe.remove()
+                self._after_probe = None
             self._restore_handlers()
             atexit.unregister(self._at_exit)
             if not self._begun:
