@@ -108,3 +108,26 @@ def test_under_torchrun_every_rank_joins_one_run_and_stops_and_sets_the_lr_toget
     runs = RunStore(runs_dir).list_runs()
     assert len(runs) == 1 and runs[0]["run_id"] == id0 == id1 and runs[0]["world_size"] == 2
     assert runs[0]["status"] == "stopped"
+
+
+@pytest.mark.parametrize("mode, port", [("aligned", 29541), ("unaligned", 29542)])
+def test_under_torchrun_the_loss_recorded_is_the_mean_over_the_ranks(runs_dir, tmp_path, mode, port):
+    """As the preset trainer records it. A window where the ranks logged different numbers of losses
+    keeps rank 0's, and the run's log says so."""
+    from support.own_loop import DISTRIBUTED_LOSSES
+
+    script = tmp_path / "ddp_losses.py"
+    script.write_text(DISTRIBUTED_LOSSES)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    done = subprocess.run([torchrun, "--nproc_per_node=2", f"--master_port={port}", str(script), str(runs_dir), mode],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    store = RunStore(runs_dir)
+    (run,) = store.list_runs()
+    recorded = dict(store.metric_series(run["run_id"], "loss"))
+    assert sorted(recorded) == list(range(100))
+    first_window = [1.0 + step / 100 if mode == "unaligned" else 1.5 + step / 100 for step in range(50)]
+    assert [recorded[step] for step in range(50)] == pytest.approx(first_window)
+    assert [recorded[step] for step in range(50, 100)] == pytest.approx([1.5 + step / 100 for step in range(50, 100)])
+    said = [e["text"] for e in store.events(run["run_id"]) if "different numbers of losses" in e["text"]]
+    assert len(said) == (1 if mode == "unaligned" else 0)

@@ -89,3 +89,23 @@ print(f"rank {rank} stopped-after {step} lr {optimizer.param_groups[0]['lr']} id
 run.finish()
 dist.destroy_process_group()
 '''
+
+
+# Each rank logs its own loss (1 + rank + step/100); with "unaligned", rank 1 logs a note instead of its
+# loss at step 10, so the first window's losses number 50 on rank 0 and 49 on rank 1.
+DISTRIBUTED_LOSSES = '''
+import sys
+import torch.distributed as dist
+import workbench
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+run = workbench.init("own-ddp-losses", runs_dir=sys.argv[1])
+for step in range(100):
+    if sys.argv[2] == "unaligned" and rank == 1 and step == 10:
+        run.log({"note": 1.0}, step=step)
+    else:
+        run.log({"loss": 1.0 + rank + step / 100}, step=step)
+run.finish()
+print("rank", rank, run.id, flush=True)
+'''

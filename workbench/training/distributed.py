@@ -69,6 +69,27 @@ def mean_across_ranks(values: list[float], device: torch.device, topology: Topol
     return (tensor / topology.world_size).tolist()
 
 
+def collective_device() -> torch.device:
+    """Where a collective's tensor must be: this rank's GPU under NCCL, the host under gloo."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def mean_across_ranks_if_aligned(values: list[float], topology: Topology) -> list[float] | None:
+    """`mean_across_ranks` for windows whose length the ranks do not promise to share (a user's own loop
+    logs what it likes): one small collective compares the lengths first. None where they differ."""
+    if not topology.distributed:
+        return values
+    device = collective_device()
+    lengths = torch.tensor([len(values), -len(values)], dtype=torch.int64, device=device)
+    dist.all_reduce(lengths, op=dist.ReduceOp.MAX)
+    longest, shortest = int(lengths[0]), -int(lengths[1])
+    if longest != shortest:
+        return None
+    return mean_across_ranks(values, device, topology)
+
+
 def wraps_ddp(model: Any) -> bool:
     """Whether the model (or the module torch.compile wrapped) is a DistributedDataParallel."""
     return isinstance(getattr(model, "_orig_mod", model), DistributedDataParallel)

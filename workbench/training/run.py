@@ -173,6 +173,7 @@ class Run:
         self._logged: list[tuple[int, str, Any]] = []
         self._stepped: list[tuple[int, Any, float]] = []
         self._device_values = False  # a GPU tensor was logged since the last flush
+        self._said_unaligned_losses = False
         self._logs_since_flush = 0
         self._log_calls = 0
         self._last_logged_step = -1
@@ -589,17 +590,18 @@ class Run:
         if not self._begun:
             self._begin(collective)
         session = self.session
+        if self._device_values:  # only GPU tensors wait for the read-back (CPU ones were read at log)
+            logged = self._read_back(logged)
+            self._device_values = False
         if collective and self.topology.distributed and torch.distributed.is_initialized():
             self._share_id()
             session.control.exchange(self.topology)
+            logged = self._mean_loss_across_ranks(logged)
         if self._inputs is not None and not self._inputs.in_place():
             keep_with_hook(self._inputs)  # module.compile() took the slot since watch
         if not logged and not stepped:
             return
         session.flush_start()
-        if self._device_values:  # only GPU tensors wait for the read-back (CPU ones were read at log)
-            logged = self._read_back(logged)
-            self._device_values = False
         if not self._host_sync:
             stepped = self._read_back_norms(stepped)
         # The hooks' readings first: a value the loop logs under the same name and step replaces them
@@ -656,6 +658,24 @@ class Run:
                 what, step = (("loss", bad_loss) if bad_norm is None or (bad_loss is not None and bad_loss <= bad_norm)
                               else ("grad", bad_norm))
                 self._diverge(step, what, loss_at.get(step, math.nan), norm_at.get(step, math.nan), None)
+
+    def _mean_loss_across_ranks(self, logged: list[tuple[int, str, Any]]) -> list[tuple[int, str, Any]]:
+        """Under torchrun the loss recorded is the mean over the ranks, as the preset trainer records it
+        (a collective at a flush, which every rank reaches at the same log call). Where the ranks logged
+        different numbers of losses in the window, rank 0's are kept, and that is said once."""
+        at = [index for index, (_, name, _) in enumerate(logged) if name == "loss"]
+        mean = distributed.mean_across_ranks_if_aligned([logged[index][2] for index in at], self.topology)
+        if mean is None:
+            if not self._said_unaligned_losses:
+                self._said_unaligned_losses = True
+                self.session.log("the ranks logged different numbers of losses in a window: the loss recorded "
+                                 "there is rank 0's, not the mean over the ranks", kind="log")
+            return logged
+        logged = list(logged)
+        for index, value in zip(at, mean):
+            step, name, _ = logged[index]
+            logged[index] = (step, name, value)
+        return logged
 
     @staticmethod
     def _read_back(logged: list[tuple[int, str, Any]]) -> list[tuple[int, str, float]]:
