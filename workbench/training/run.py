@@ -175,7 +175,8 @@ class Run:
         self._device_values = False  # a GPU tensor was logged since the last flush
         self._said_unaligned_losses = False
         self._logs_since_flush = 0
-        self._log_calls = 0
+        self._log_calls = 0  # counted on log's slow path: a watched run's first call, every call of one not watched
+        self._log_slow_path = True
         self._last_logged_step = -1
         self._optimizer_steps = 0
         self._checked = False  # this optimizer step's gradients were checked
@@ -284,6 +285,7 @@ class Run:
         self._trainable_ids = {id(p) for p in self.trainable}
         self._hooks.append(clip_watch.listen(self))  # the loop's own clip_grad_norm_ gives the step's norm
         self._window_first = self._optimizer_steps  # the throughput counts optimizer steps from here
+        self._log_slow_path = True
         if self._begun:  # watched after the first log: the diagnostics that need watch join now
             self._watched_late()
         else:
@@ -468,21 +470,23 @@ class Run:
         except BaseException:
             del kept[mark:]  # a refused call records none of its metrics
             raise
-        self._log_calls += 1
         session = self.session
         if step >= session.step:
             session.step = step + 1
-        if self._loop_started is None or self.model is None or self._distributed:
+        if self._log_slow_path:
             self._log_bookkeeping(step)
         elif len(kept) >= MAX_PENDING or time.monotonic() >= self._next_flush:
             self._flush()
 
     def _log_bookkeeping(self, step: int) -> None:
         """log's rarer half: the first call, a run that is not watched, torchrun's flush cadence."""
+        self._log_calls += 1
         if self._loop_started is None:  # (set only once the run has begun)
             if not self._begun:
                 self._begin()
             self._loop_started = time.perf_counter()
+        # A watched run on one process needs none of this after its first call (watch sets it again).
+        self._log_slow_path = self.model is None or self._distributed
         if self.model is None:
             if step > self._last_logged_step:
                 self._steps_logged += 1
