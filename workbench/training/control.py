@@ -74,6 +74,9 @@ class ControlChannel:
         self.send("profile", steps)
 
     # -- receiving (the loop's thread) ----------------------------------------------------------------
+    def pending(self) -> bool:
+        return not self._queue.empty()
+
     def get(self, timeout: float | None = None) -> tuple[str, Any] | None:
         """The next command; None when there is none (after waiting `timeout` seconds, if given)."""
         try:

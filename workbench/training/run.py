@@ -505,7 +505,7 @@ class Run:
         """Apply pending commands now: pause blocks until resume, set-lr changes the watched optimizer,
         checkpoint saves (or flags, see `saves_checkpoints`), stop sets `should_stop`. Called at every
         optimizer step of a watched run and every `log` of one that is not; integrations may call it."""
-        if not self._no_commands() and not self._finished:
+        if self.session.control.pending() and not self._finished:
             paused = self.session.handle_commands(self._apply)
             self._paused_seconds += paused
 
